@@ -1,0 +1,1 @@
+// placeholder: elementwise kernels (being written)

@@ -1,0 +1,1 @@
+// placeholder: lora kernels (being written)

@@ -1,0 +1,1 @@
+// placeholder: matmul kernels (being written)

@@ -1,0 +1,1 @@
+// placeholder: patch_embed kernels (being written)

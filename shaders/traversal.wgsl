@@ -1,0 +1,1 @@
+// placeholder: traversal kernels (being written)
