@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import { copyKernel } from '../../src/ops/copy.ts';
-import { createTestContext } from '../helpers/gpu.ts';
+import { readAct, uploadAct } from '../../src/gpu/act-io.ts';
+import { Tensor } from '../../src/gpu/tensor.ts';
+import { castToF32 } from '../../src/ops/cast.ts';
+import { roundToF16 } from '../../src/util/f16.ts';
+import { expectClose } from '../helpers/compare.ts';
+import { actDTypes, createTestContext } from '../helpers/gpu.ts';
 import { Rng } from '../helpers/rng.ts';
 
 describe('copy kernel', async () => {
@@ -22,5 +27,27 @@ describe('copy kernel', async () => {
   it('rejects a byte count that is not a multiple of 16', async () => {
     const b = await ctx.upload('b', new Uint32Array(8));
     await expect(copyKernel(ctx, b, b, 20)).rejects.toBeInstanceOf(ShapeError);
+  });
+});
+
+describe('castToF32', async () => {
+  const ctx = await createTestContext();
+  for (const act of actDTypes(ctx)) {
+    for (const n of [1, 7, 257, 5000]) {
+      it(`widens ${n} ${act} values exactly`, async () => {
+        const rng = new Rng(n + 3);
+        const values = rng.floats(n, -20, 20);
+        const x = await uploadAct(ctx, 'cast-in', values, [n], act);
+        const expected = act === 'f16' ? Float32Array.from(values, roundToF16) : values;
+        const out = new Tensor(await ctx.upload('cast-out', new Float32Array(n).fill(Number.NaN)), 'f32', [n]);
+        await castToF32(ctx, x, out);
+        expectClose(await readAct(ctx, out), expected, { atol: 0, rtol: 0 }, `cast ${act} n=${n}`);
+      });
+    }
+  }
+  it('rejects a size mismatch', async () => {
+    const x = await uploadAct(ctx, 'x', new Float32Array(4), [4]);
+    const out = new Tensor(await ctx.upload('o', new Float32Array(3)), 'f32', [3]);
+    await expect(castToF32(ctx, x, out)).rejects.toBeInstanceOf(ShapeError);
   });
 });
