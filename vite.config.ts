@@ -1,5 +1,6 @@
 /**
- * Vite: the demo page (`index.html`) and, in dev, the browser test pages under `test/browser/`.
+ * Vite: the demo page (`index.html`), the `<trol-chat>` embedding example (`src/ui/embed-example.html`) and,
+ * in dev, the browser test pages under `test/browser/`.
  *
  *  - `npm run dev` serves the repo root on 127.0.0.1 (a secure context, so WebGPU, Workers and the Cache API work).
  *  - `npm run build` writes the installable offline app to `dist/app` (relative URLs: it works from any path).
@@ -7,6 +8,10 @@
  *  - The Node WebGPU package `webgpu` is never bundled: src/gpu/acquire.ts reaches it only in Node, through an
  *    opaque dynamic import; it is also excluded from dep optimisation and marked external as a second guard.
  *  - Class names are kept in both bundles: `TrolError` subclasses set `name` from their class.
+ *  - `public/models/tiny-trol/` (the tiny random test model, 0.5 MB) is copied into the build as is, so the
+ *    demo can load a model with no network beyond its own origin; the service worker precaches it too.
+ *  - `onnxruntime-web` is replaced by a stub (src/worker/onnxruntime-stub.ts): transformers.js is only our
+ *    tokenizer, and ONNX Runtime Web would add ~600 kB of script and a 26 MB .wasm to the app shell.
  *  - `public/sw.js` is stamped after the build with the list of built files and a content hash, so the service
  *    worker precaches exactly this build's app shell and a new build replaces the old cache.
  */
@@ -20,6 +25,7 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 const outDir = 'dist/app';
 const NODE_ONLY = ['webgpu'];
 const SW_PLACEHOLDER = '/*__TROL_BUILD__*/ null';
+const ORT_STUB = join(root, 'src/worker/onnxruntime-stub.ts');
 
 function listFiles(dir: string): string[] {
   const out: string[] = [];
@@ -70,6 +76,9 @@ export default defineConfig({
   base: './',
   publicDir: 'public',
   plugins: [stampServiceWorker()],
+  resolve: {
+    alias: [{ find: /^onnxruntime-web(\/.*)?$/, replacement: ORT_STUB }],
+  },
   server: {
     host: '127.0.0.1',
     port: 5173,
@@ -84,7 +93,7 @@ export default defineConfig({
   optimizeDeps: {
     // Scan every page (the demo and the browser test pages) so comlink is pre-bundled up front: discovering
     // it later makes Vite reload the page in the middle of a test.
-    entries: ['index.html', 'test/browser/*.html'],
+    entries: ['index.html', 'src/ui/*.html', 'test/browser/*.html'],
     include: ['comlink'],
     exclude: NODE_ONLY,
   },
@@ -94,7 +103,7 @@ export default defineConfig({
     target: 'es2022',
     sourcemap: true,
     rolldownOptions: {
-      input: { main: join(root, 'index.html') },
+      input: { main: join(root, 'index.html'), embed: join(root, 'src/ui/embed-example.html') },
       external: NODE_ONLY,
       output: { keepNames: true },
     },

@@ -77,7 +77,7 @@ fn x_base(m: u32) -> u32 {
 /** x[base + k] as f32, or 0 past K when `tail` (the index is clamped, so nothing outside x is read). */
 fn xval(base: u32, k: u32, tail: bool) -> f32 {
   if (tail) {
-    return f32(x[base + min(k, p.k - 1u)]);
+    return select(0.0, f32(x[base + min(k, p.k - 1u)]), k < p.k);
   }
   return f32(x[base + k]);
 }

@@ -34,6 +34,8 @@ export interface EngineOptions {
   gateMode?: GateMode;
   /** Tokens the conversation may hold (default: min(config max_length, 4096)). */
   contextLength?: number;
+  /** Prefill chunk length in tokens (bounds temporary buffers; results do not depend on it). */
+  chunkSize?: number;
   adapter?: AdapterChoice;
   profile?: boolean;
   onProgress?: (p: LoadProgress) => void;
@@ -116,7 +118,7 @@ export class TrolEngine {
     let weights: TrolWeights | null = null;
     try {
       weights = await loadTrolWeights(ctx, st, gating, cfg, opts.weights ?? 'q4', opts.gateMode ?? 'per-layer', opts.onProgress);
-      const model = await TrolModel.create(ctx, cfg, weights, { contextLength: opts.contextLength });
+      const model = await TrolModel.create(ctx, cfg, weights, { contextLength: opts.contextLength, chunkSize: opts.chunkSize });
       return new TrolEngine(ctx, cfg, tokenizer, weights, model, !opts.context);
     } catch (e) {
       weights?.destroy();

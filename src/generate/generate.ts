@@ -44,6 +44,55 @@ export interface GenerateLoopResult {
   pending: number[];
 }
 
+/**
+ * Applies stop strings to streamed text. Text that could be the start of a stop string is held back until it
+ * is proven not to be, so streamed text never has to be retracted and the final text is exactly the text
+ * before the first stop string.
+ */
+export class StopStringFilter {
+  private readonly stops: string[];
+  private emitted = '';
+  private held = '';
+  constructor(stops: string[]) {
+    this.stops = stops.filter((s) => s.length > 0);
+  }
+  push(piece: string): { text: string; stopped: boolean } {
+    if (this.stops.length === 0) return { text: piece, stopped: false };
+    const full = this.emitted + this.held + piece;
+    let cut = -1;
+    for (const s of this.stops) {
+      const at = full.indexOf(s, this.emitted.length);
+      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+    }
+    if (cut >= 0) {
+      const text = full.slice(this.emitted.length, cut);
+      this.emitted += text;
+      this.held = '';
+      return { text, stopped: true };
+    }
+    let hold = 0;
+    for (const s of this.stops) {
+      for (let n = Math.min(s.length - 1, full.length - this.emitted.length); n > hold; n--) {
+        if (full.endsWith(s.slice(0, n))) {
+          hold = n;
+          break;
+        }
+      }
+    }
+    const text = full.slice(this.emitted.length, full.length - hold);
+    this.emitted += text;
+    this.held = full.slice(full.length - hold);
+    return { text, stopped: false };
+  }
+  /** Text still held at the end of generation (no stop string followed). */
+  flush(): string {
+    const t = this.held;
+    this.emitted += t;
+    this.held = '';
+    return t;
+  }
+}
+
 function checkAbort(signal?: AbortSignal): void {
   if (signal?.aborted) throw new GenerationCancelledError('Generation cancelled.');
 }
@@ -73,7 +122,7 @@ export async function* runTurn(
     let stopReason: StopReason = 'length';
     let prefillMs = 0;
     let t1 = 0;
-    const stopStrings = (o.stopStrings ?? []).filter((s) => s.length > 0);
+    const stops = new StopStringFilter(o.stopStrings ?? []);
     for (let step = 0; step < o.maxNewTokens; step++) {
       if (step > 0) {
         checkAbort(o.signal);
@@ -92,31 +141,18 @@ export async function* runTurn(
       }
       generated.push(id);
       allIds.push(id);
-      let piece = streamer.push(id);
-      let hitStop = false;
-      if (stopStrings.length > 0) {
-        const candidate = text + piece;
-        let cut = -1;
-        for (const s of stopStrings) {
-          const at = candidate.indexOf(s);
-          if (at >= 0 && (cut < 0 || at < cut)) cut = at;
-        }
-        if (cut >= 0) {
-          piece = candidate.slice(text.length, cut);
-          hitStop = true;
-        }
-      }
-      text += piece;
-      const ev: TokenEvent = { id, text: piece, index: step };
+      const piece = stops.push(streamer.push(id));
+      text += piece.text;
+      const ev: TokenEvent = { id, text: piece.text, index: step };
       o.onToken?.(ev);
       yield ev;
-      if (hitStop) {
+      if (piece.stopped) {
         stopReason = 'stop';
         break;
       }
     }
     if (stopReason !== 'stop') {
-      const tail = streamer.end();
+      const tail = stops.push(streamer.end()).text + stops.flush();
       if (tail) {
         text += tail;
         const ev: TokenEvent = { id: -1, text: tail, index: generated.length };

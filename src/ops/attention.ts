@@ -15,7 +15,8 @@
  * attentionBidirectional — the CLIP vision tower's full multi-head attention:
  *   q, k, v, out  act [≥T, nH·hd] token-major (outputs of separate q/k/v linears).
  *
- * hd must be a multiple of 4 and ≤ 128. Workgroups have ≤ 64 invocations and ≤ 10 KiB workgroup memory.
+ * hd must be a multiple of 4 and ≤ 128. Workgroups have ≤ 64 invocations and ≤ 16 KiB workgroup memory
+ * (8 KiB by default in attn_rows, ≤ 14 KiB in decode).
  * Order in each op: checks → pipeline key → dispatch size → uniforms → dispatch.
  */
 import { FeatureUnavailableError, ShapeError } from '../errors.ts';
@@ -30,6 +31,7 @@ const WG_COMBINE = 32;
 const MAX_HD = 128;
 const MAX_G = 8;
 const MAX_TILE_KEYS = 32;
+const MAX_DECODE_CHUNK = 256;
 const LOG2E = Math.LOG2E;
 
 export interface AttentionParams {
@@ -52,8 +54,12 @@ export interface BidirectionalParams {
   scale?: number;
 }
 
-/** Kernel tunables, for tests and benchmarks; the defaults are chosen from hd and G. */
+/** Kernel tunables, for tests and benchmarks; the defaults are chosen from hd, G and the adapter. */
 export interface AttentionTuning {
+  /** Shape from the uniforms rather than override constants, so one pipeline per entry point serves every
+   * shape (default: on for CPU adapters, whose fully unrolled constant-bound loops took 5–25 s per pipeline
+   * to compile; off on GPUs, where constant bounds keep the per-row q and accumulator in registers). */
+  dynamicLoops?: boolean;
   /** attn_rows: keys per staged K/V tile (1..32). Default: 8 KiB of f32 K+V tiles, i.e. 8 for hd = 128. */
   tileKeys?: number;
   /** Decode: keys per chunk (a multiple of 4 in 4..256). Default 256 (128 when G = 8). */
@@ -76,7 +82,11 @@ const scratch = new WeakMap<GpuContext, GPUBuffer>();
 async function decodeScratch(ctx: GpuContext, bytes: number): Promise<GPUBuffer> {
   const have = scratch.get(ctx);
   if (have && have.size >= bytes) return have;
-  const buffer = await ctx.allocate('attn-decode-partials', Math.max(bytes, have ? 2 * have.size : 0), GPUBufferUsage.STORAGE);
+  const buffer = await ctx.allocate(
+    'attn-decode-partials',
+    Math.max(bytes, have ? 2 * have.size : 0),
+    GPUBufferUsage.STORAGE,
+  );
   scratch.set(ctx, buffer);
   return buffer;
 }
@@ -119,7 +129,8 @@ export async function attention(
   const hd4 = hd / 4;
   const tileKeys = tuning.tileKeys ?? defaultTileKeys(hd);
   const chunk = tuning.decodeChunk ?? defaultDecodeChunk(g);
-  checkTuning(where, tileKeys, chunk);
+  checkTuning(where, tileKeys, chunk, hd);
+  const dyn = tuning.dynamicLoops ?? ctx.adapterSummary.software;
 
   if (T > 1) {
     // ---- prefill: pipeline key → dispatch size → uniforms → dispatch
@@ -127,14 +138,28 @@ export async function attention(
       shader: 'attention',
       entry: 'attn_rows',
       act,
-      constants: { WG, G: g, HD4: hd4, BK: tileKeys, CAUSAL: 1 },
+      constants: { ...shapeConstants('rows', dyn, g, hd4, tileKeys, chunk), CAUSAL: 1 },
     };
     const nBlocks = nKV * Math.ceil(T / Math.floor(WG / g));
     await ctx.dispatch({
       label: 'attn_prefill',
       key,
       bindings: [q.buffer, kCache.buffer, vCache.buffer, out.buffer],
-      uniforms: attnUniforms({ T, past, nQ, nKV, kHead4: cap * hd4, kRow4: hd4, nBlocks, nChunks: 0, ctxLen: 0, scale }),
+      uniforms: attnUniforms({
+        T,
+        past,
+        nQ,
+        nKV,
+        kHead4: cap * hd4,
+        kRow4: hd4,
+        nBlocks,
+        nChunks: 0,
+        ctxLen: 0,
+        scale,
+        hd4,
+        tileKeys,
+        chunk,
+      }),
       workgroups: ctx.grid(nBlocks),
     });
     return;
@@ -143,9 +168,23 @@ export async function attention(
   // ---- decode (T = 1)
   const ctxLen = past + 1;
   const nChunks = Math.ceil(ctxLen / chunk);
-  const constants = { WG, G: g, HD4: hd4, C: chunk };
+  const constants = shapeConstants('decode', dyn, g, hd4, tileKeys, chunk);
   const nBlocks = nKV * nChunks;
-  const uniforms = attnUniforms({ T, past, nQ, nKV, kHead4: cap * hd4, kRow4: hd4, nBlocks, nChunks, ctxLen, scale });
+  const uniforms = attnUniforms({
+    T,
+    past,
+    nQ,
+    nKV,
+    kHead4: cap * hd4,
+    kRow4: hd4,
+    nBlocks,
+    nChunks,
+    ctxLen,
+    scale,
+    hd4,
+    tileKeys,
+    chunk,
+  });
   if (nChunks === 1) {
     const key: PipelineKey = { shader: 'attention', entry: 'attn_decode_direct', act, constants };
     await ctx.dispatch({
@@ -162,7 +201,7 @@ export async function attention(
     shader: 'attention',
     entry: 'attn_decode_combine',
     act,
-    constants: { WG: WG_COMBINE, HD4: hd4 },
+    constants: { WG: WG_COMBINE, HD4: dyn ? MAX_HD / 4 : hd4, DYN: Number(dyn) },
   };
   // Size the partials for the whole cache so decoding never regrows them.
   const part = await decodeScratch(ctx, nQ * Math.ceil(cap / chunk) * (hd4 + 1) * 16);
@@ -212,14 +251,15 @@ export async function attentionBidirectional(
   const scale = checkScale(where, p.scale, hd);
   const hd4 = hd / 4;
   const tileKeys = tuning.tileKeys ?? defaultTileKeys(hd);
-  checkTuning(where, tileKeys, defaultDecodeChunk(1));
+  checkTuning(where, tileKeys, defaultDecodeChunk(1), hd);
+  const dyn = tuning.dynamicLoops ?? ctx.adapterSummary.software;
 
   // ---- pipeline key
   const key: PipelineKey = {
     shader: 'attention',
     entry: 'attn_rows',
     act,
-    constants: { WG, G: 1, HD4: hd4, BK: tileKeys, CAUSAL: 0 },
+    constants: { ...shapeConstants('rows', dyn, 1, hd4, tileKeys, 0), CAUSAL: 0 },
   };
   // ---- dispatch size
   const nBlocks = nH * Math.ceil(T / WG);
@@ -235,6 +275,9 @@ export async function attentionBidirectional(
     nChunks: 0,
     ctxLen: 0,
     scale,
+    hd4,
+    tileKeys,
+    chunk: 0,
   });
   await ctx.dispatch({
     label: 'attn_bidir',
@@ -247,6 +290,29 @@ export async function attentionBidirectional(
 
 // ---------------------------------------------------------------------------------------- helpers
 
+/**
+ * Override constants of attention.wgsl. On GPUs (dyn = false) they are the shape, so loops have constant
+ * bounds. On CPU adapters (dyn = true) the shape is read from the uniforms and the constants are only the
+ * workgroup-array capacities, fixed so that one pipeline per entry point serves every shape: those drivers
+ * unroll constant-bound loops fully and took 5–25 s to compile each specialised pipeline.
+ */
+function shapeConstants(
+  entry: 'rows' | 'decode',
+  dyn: boolean,
+  g: number,
+  hd4: number,
+  tileKeys: number,
+  chunk: number,
+): Record<string, number> {
+  if (dyn) {
+    // Capacities: K+V tiles of 16 KiB (8·tileKeys·hd ≤ 16384 is checked); decode arrays of 14 KiB.
+    return entry === 'rows'
+      ? { WG, G: 1, HD4: MAX_HD / 4, BK: MAX_WORKGROUP_BYTES / (8 * MAX_HD), DYN: 1 }
+      : { WG, G: MAX_G, HD4: MAX_HD / 4, C: MAX_DECODE_CHUNK, DYN: 1 };
+  }
+  return entry === 'rows' ? { WG, G: g, HD4: hd4, BK: tileKeys, DYN: 0 } : { WG, G: g, HD4: hd4, C: chunk, DYN: 0 };
+}
+
 interface AttnUniforms {
   T: number;
   past: number;
@@ -258,12 +324,29 @@ interface AttnUniforms {
   nChunks: number;
   ctxLen: number;
   scale: number;
+  hd4: number;
+  tileKeys: number;
+  chunk: number;
 }
 
-/** The `Params` block of attention.wgsl: 9 u32 then qscale = scale·log2(e) as f32. */
+/** The `Params` block of attention.wgsl: 9 u32, qscale = scale·log2(e) as f32, then hd4, bk and chunk. */
 function attnUniforms(u: AttnUniforms): Uint32Array {
-  const data = new Uint32Array(12);
-  data.set([u.T, u.past, u.nQ, u.nKV, u.kHead4, u.kRow4, u.nBlocks, u.nChunks, u.ctxLen]);
+  const data = new Uint32Array(16);
+  data.set([
+    u.T,
+    u.past,
+    u.nQ,
+    u.nKV,
+    u.kHead4,
+    u.kRow4,
+    u.nBlocks,
+    u.nChunks,
+    u.ctxLen,
+    0,
+    u.hd4,
+    u.tileKeys,
+    u.chunk,
+  ]);
   new Float32Array(data.buffer, 9 * 4, 1)[0] = u.scale * LOG2E;
   return data;
 }
@@ -308,11 +391,20 @@ function checkScale(where: string, scale: number | undefined, hd: number): numbe
   return s;
 }
 
-function checkTuning(where: string, tileKeys: number, chunk: number): void {
+/** Workgroup memory budget (phones and SwiftShader: 16 KiB). Decode uses at most 14 KiB (G ≤ 8, hd ≤ 128,
+ * C ≤ 256); attn_rows uses 8·tileKeys·hd bytes. */
+const MAX_WORKGROUP_BYTES = 16384;
+
+function checkTuning(where: string, tileKeys: number, chunk: number, hd: number): void {
   if (!Number.isInteger(tileKeys) || tileKeys < 1 || tileKeys > MAX_TILE_KEYS) {
     throw new ShapeError(`${where}: tileKeys ${tileKeys} must be in 1..${MAX_TILE_KEYS}`);
   }
-  if (!Number.isInteger(chunk) || chunk < 4 || chunk > 256 || chunk % 4 !== 0) {
-    throw new ShapeError(`${where}: decodeChunk ${chunk} must be a multiple of 4 in 4..256`);
+  if (tileKeys * hd * 8 > MAX_WORKGROUP_BYTES) {
+    throw new ShapeError(
+      `${where}: tileKeys ${tileKeys} at hd ${hd} needs more than ${MAX_WORKGROUP_BYTES} bytes of workgroup memory`,
+    );
+  }
+  if (!Number.isInteger(chunk) || chunk < 4 || chunk > MAX_DECODE_CHUNK || chunk % 4 !== 0) {
+    throw new ShapeError(`${where}: decodeChunk ${chunk} must be a multiple of 4 in 4..${MAX_DECODE_CHUNK}`);
   }
 }

@@ -83,7 +83,8 @@ export async function qkvRope(
     throw new ShapeError(`${where}: positions beyond ${ROPE_MAX_POSITIONS - 1} are not supported`);
   }
   const buffers = [qkv.buffer, q.buffer, kCache.buffer, vCache.buffer];
-  if (new Set(buffers).size !== buffers.length) throw new ShapeError(`${where}: qkv, q, kCache, vCache must be distinct`);
+  if (new Set(buffers).size !== buffers.length)
+    throw new ShapeError(`${where}: qkv, q, kCache, vCache must be distinct`);
   if (act === 'f16' && !ctx.hasF16) {
     throw new FeatureUnavailableError(`${where}: f16 activations need 'shader-f16'`, { feature: 'shader-f16' });
   }

@@ -140,7 +140,7 @@ export async function verifyGoldens(
     }
     if (hasImage) {
       await exactCheck('img_resized_u8', debug.resized ?? [], 1);
-      await floatCheck('img_pixel_values', debug.pixels, 'hidden');
+      await exactCheck('img_pixel_values', debug.pixels ?? [], 1e-6); // CPU float32 arithmetic: ≤ 1 ulp
       await floatCheck('img_vision_out', debug.visionOut, 'hidden');
       await floatCheck('img_proj_out', debug.projOut, 'hidden');
     }
@@ -164,7 +164,7 @@ export async function verifyGoldens(
 }
 
 /** Logits row k after feeding goldIds[0..k−1] (row 0 = prefill). */
-async function teacherForce(
+export async function teacherForce(
   engine: TrolEngine,
   question: string,
   image: RgbImage | null,

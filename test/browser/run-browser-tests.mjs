@@ -4,8 +4,10 @@
  *
  * Starts the Vite dev server on 127.0.0.1 (a free port), launches /usr/bin/chromium through playwright-core
  * with WebGPU enabled (SwiftShader on a machine without a GPU) and a fresh profile, opens each test page
- * (default: test/browser/smoke.html; or the pages given as arguments), streams the page's check results
- * (`window.__results`, see harness.ts) one line each, and ends with exactly `Browser: N passed, M failed`.
+ * (default: test/browser/smoke.html, then test/browser/model.html; or the pages given as arguments), streams
+ * the page's check results (`window.__results`, see harness.ts) one line each, then (by default) drives the
+ * chat demo and the `<trol-chat>` example page like a user (ui-checks.mjs), and ends with exactly
+ * `Browser: N passed, M failed`.
  * Exit code 0 only when every check passed. A hard limit (240 s, TROL_BROWSER_TIMEOUT_S) ends a stuck run;
  * the browser, the server and the profile directory are always cleaned up.
  *
@@ -13,18 +15,22 @@
  *   TROL_BROWSER_ADAPTER  text the adapter must contain (default 'swiftshader'; empty: any adapter)
  *   TROL_BROWSER_ACT      activation dtype the engine must pick (default 'f32'; empty: either)
  *   TROL_BROWSER_VERBOSE  print the page's and the worker's console output even when everything passes
+ *   TROL_BROWSER_UI       '0': skip the driven UI checks (they are also skipped when pages are given)
  *   CHROMIUM_PATH         the browser (default /usr/bin/chromium); nothing is ever downloaded
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'vite';
 import { launchChromium, withTimeout } from './chromium.mjs';
+import { runUiChecks } from './ui-checks.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const HARD_LIMIT_S = Number(process.env.TROL_BROWSER_TIMEOUT_S ?? 240);
 const started = Date.now();
 const deadline = started + HARD_LIMIT_S * 1000;
-const pages = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['test/browser/smoke.html'];
+const explicitPages = process.argv.slice(2);
+const pages = explicitPages.length > 0 ? explicitPages : ['test/browser/smoke.html', 'test/browser/model.html'];
+const runUi = explicitPages.length === 0 && process.env.TROL_BROWSER_UI !== '0';
 const expectAdapter = process.env.TROL_BROWSER_ADAPTER ?? 'swiftshader';
 const expectAct = process.env.TROL_BROWSER_ACT ?? 'f32';
 const verbose = !!process.env.TROL_BROWSER_VERBOSE;
@@ -107,7 +113,7 @@ async function runPage(page, base, path) {
   const url = new URL(path, base);
   if (expectAdapter) url.searchParams.set('adapter', expectAdapter);
   if (expectAct) url.searchParams.set('act', expectAct);
-  const prefix = pages.length > 1 ? `${path}: ` : '';
+  const prefix = pages.length > 1 ? `${path.split('/').pop()}: ` : '';
   await page.goto(url.href, { waitUntil: 'load', timeout: Math.max(1000, deadline - Date.now()) });
   const loaded = Date.now();
   let shown = 0;
@@ -140,6 +146,13 @@ async function main() {
       await runPage(page, base, path);
     } catch (e) {
       line(false, `${path}`, e.message);
+    }
+  }
+  if (runUi) {
+    try {
+      await runUiChecks({ page, base, root, line });
+    } catch (e) {
+      line(false, 'ui checks', e.stack ?? String(e));
     }
   }
 }

@@ -5,7 +5,9 @@
  *   - the demo reports an adapter and every kernel self-check passes (status "Ready"),
  *   - the manifest is linked and names 192 px and 512 px icons that load,
  *   - the service worker controls the page and its cache holds every built file,
- *   - with the server stopped and the browser offline, a reload shows the demo and passes the self-check again.
+ *   - with the server stopped and the browser offline, a reload shows the demo and passes the self-check again,
+ *   - and, still offline, the built-in tiny model loads (its Range requests answered from the service worker's
+ *     cache) and answers a question; the `<trol-chat>` example page is in the cache too.
  * Prints one line per check and ends with exactly `PWA: N passed, M failed`; hard limit 240 s.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -152,6 +154,13 @@ async function main() {
     sw.controlled && cached.includes('/index.html') && cached.some((p) => /engine-worker.*\.js$/.test(p)),
     `${Object.keys(sw.caches).join(', ')}: ${cached.length} files`,
   );
+  check(
+    'service worker: cached the built-in model and the <trol-chat> example page',
+    ['/models/tiny-trol/model.safetensors', '/models/tiny-trol/tokenizer.model', '/src/ui/embed-example.html'].every(
+      (p) => cached.includes(p),
+    ),
+    cached.filter((p) => p.startsWith('/models/') || p.endsWith('.html')).join(', '),
+  );
 
   await withTimeout(server.close(), 10_000, 'closing the preview server');
   server = null;
@@ -163,6 +172,34 @@ async function main() {
     offline.status.startsWith('Ready') && offline.failures === 0 && offline.rows.length > 0,
     offline.status,
   );
+
+  // Offline, the built-in model is read with Range requests that the service worker answers from its cache.
+  await page.click('#load');
+  await page.waitForFunction(
+    () => /^Model loaded|could not/.test(document.getElementById('status').textContent),
+    null,
+    {
+      timeout: 60_000,
+    },
+  );
+  const loadStatus = await page.locator('#status').textContent();
+  const loadError = (await page.locator('#error').isHidden()) ? '' : await page.locator('#error').textContent();
+  if (
+    check('offline: the built-in tiny model loads', loadStatus.startsWith('Model loaded'), `${loadStatus} ${loadError}`)
+  ) {
+    await page.click('.sampling summary');
+    await page.fill('#max-new', '8');
+    await page.fill('#question', 'Is this offline?');
+    await page.click('#send');
+    await page.waitForSelector('.turn.assistant.done', { timeout: 60_000 });
+    const answer = await page.locator('.turn.assistant.done .answer').textContent();
+    const error = (await page.locator('#error').isHidden()) ? '' : await page.locator('#error').textContent();
+    check(
+      'offline: the built-in tiny model answers',
+      answer.length > 0 && !error,
+      `${JSON.stringify(answer)} ${error}`,
+    );
+  }
 }
 
 try {

@@ -3,7 +3,8 @@
  * Checks: the Worker finds an adapter (the one the runner expects, with the expected activation dtype), every
  * kernel self-check passes, and a ShapeError thrown in the Worker arrives here as a ShapeError.
  *
- * To add a check (e.g. the model golden test), append to `checks`; the runner needs no change.
+ * To add a check, append to `checks`; the runner needs no change. The model checks (goldens, streaming,
+ * cancel, device loss) are in model.ts; the driven UI checks in ui-checks.mjs.
  */
 import { createEngineWorker, type EngineInfo, ShapeError, TrolError } from '../../src/worker/client.ts';
 import { assert, type Check, runChecks } from './harness.ts';

@@ -2,10 +2,11 @@
  * qkvRope (shaders/rope.wgsl) against the f64 reference in test/reference/attention.ts.
  *
  * Tolerances (outputs are |y| ≤ √2 for inputs in [−1, 1]):
- *   f32: atol 3e-6 covers f32 products, cos/sin and the angle error. Measured on lavapipe: max abs error
- *        ≤ 7e-7 for every shape, including every position 0..4095 at θ = 1e6, hd = 128 (6.9e-7) and positions
- *        65472..65535 (6.0e-7), because the angle is formed from an exact hi/mid/lo split (see rope.wgsl).
- *        A plain f32 pos·inv_freq would be off by up to ~2.4e-4 rad at 4095, which this would catch.
+ *   f32: atol 3e-6 covers f32 products, the polynomial cos/sin and the angle error. Measured max abs error
+ *        ≤ 6.9e-7 for every shape on lavapipe and SwiftShader alike, including every position 0..4095 at
+ *        θ = 1e6, hd = 128 (6.9e-7) and positions 65472..65535 (5.7e-7): the angle comes from an exact
+ *        hi/mid/lo split and cos/sin from polynomials (see rope.wgsl). A plain f32 pos·inv_freq would be off
+ *        by up to ~2.4e-4 rad at 4095, and SwiftShader's builtin cos/sin by ~1.5e-4; both would fail here.
  *   f16: inputs rounded to f16 before the reference, so the tolerance only adds the final rounding to f16
  *        (half an ulp: rtol 2^-11) on top of the f32 tolerance.
  */
@@ -14,7 +15,7 @@ import { ShapeError } from '../../src/errors.ts';
 import { readAct, uploadAct } from '../../src/gpu/act-io.ts';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { Tensor } from '../../src/gpu/tensor.ts';
-import { ROPE_MAX_POSITIONS, type QkvRopeParams, qkvRope } from '../../src/ops/qkv-rope.ts';
+import { type QkvRopeParams, qkvRope, ROPE_MAX_POSITIONS } from '../../src/ops/qkv-rope.ts';
 import { roundToF16 } from '../../src/util/f16.ts';
 import { expectClose, type Tolerance } from '../helpers/compare.ts';
 import { actDTypes, createTestContext } from '../helpers/gpu.ts';
@@ -131,13 +132,23 @@ describe('qkvRope', async () => {
       [
         'positions ≥ 2^16',
         async () =>
-          qkvRope(ctx, qkv, q, await make([2, ROPE_MAX_POSITIONS + 4, 16]), await make([2, ROPE_MAX_POSITIONS + 4, 16]), {
-            ...ok,
-            pos0: ROPE_MAX_POSITIONS - 1,
-          }),
+          qkvRope(
+            ctx,
+            qkv,
+            q,
+            await make([2, ROPE_MAX_POSITIONS + 4, 16]),
+            await make([2, ROPE_MAX_POSITIONS + 4, 16]),
+            {
+              ...ok,
+              pos0: ROPE_MAX_POSITIONS - 1,
+            },
+          ),
       ],
     ];
-    bad.push(['dtype mismatch', async () => qkvRope(ctx, qkv, await make([2, 64], act === 'f16' ? 'f32' : 'f16'), kc, vc, ok)]);
+    bad.push([
+      'dtype mismatch',
+      async () => qkvRope(ctx, qkv, await make([2, 64], act === 'f16' ? 'f32' : 'f16'), kc, vc, ok),
+    ]);
     for (const [name, run] of bad) {
       it(name, async () => {
         await expect(run()).rejects.toBeInstanceOf(ShapeError);
