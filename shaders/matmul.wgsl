@@ -12,7 +12,7 @@
 //  reg_*   (CPU adapters; GEMV and GEMM). Barrier-free register blocking. One invocation owns NR = 4
 //          consecutive weight rows and MR (1, 2 or 4) x rows, loops over all of K and keeps the MR×4 sums in
 //          registers. On CPU drivers invocations are SIMD lanes, so neighbouring lanes own neighbouring rows;
-//          x reads are the same address in every lane.
+//          x reads are the same address in every lane. `*_xv` entries read x as vec4 (K % 4 == 0).
 //          Workgroup w (linear id) → m block w / p.wg_n, weight rows ((w % p.wg_n)·WG + li)·4 .. +4.
 //  coop_*  (GPUs, GEMV for M ≤ 4). A team of TEAM threads per weight row, WG/TEAM rows per workgroup; thread t
 //          of a team takes q4 groups (or dense words) t, t+TEAM, … so a team reads its row in contiguous
@@ -53,6 +53,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> x: array<act>;                // [x_rows, K]
+@group(0) @binding(0) var<storage, read> xv: array<act4>;              // [x_rows, K/4] (*_xv, K % 4 == 0)
 @group(0) @binding(1) var<storage, read> w_q4: array<vec4<u32>>;       // q4: [n, kp/32] (4 words = 1 group)
 @group(0) @binding(1) var<storage, read> w_u32: array<u32>;            // f32/f16: [n, wpr]
 @group(0) @binding(2) var<storage, read> scales: array<u32>;           // q4: [n, spr] f16 pairs; else unused
@@ -149,56 +150,105 @@ fn dense4(row: u32, k: u32, tail: bool) -> vec4<f32> {
 }
 
 // ---------------------------------------------------------------- reg_*: register blocking (CPU adapters)
+// Each step function exists twice: `_s` reads x through the scalar binding (any K), `_v` through the vec4
+// binding (K % 4 == 0, every row then starts on a vec4). CPU drivers issue one load per vector either way, so
+// the vec4 path does a quarter of the x loads; an entry point may only touch one of the two bindings.
 
-/** One q4 group (32 elements) for MR x rows × 4 weight rows, accumulated into acc[i][j]. */
-fn reg_q4_group(acc: ptr<function, array<vec4<f32>, 4>>, rows: vec4<u32>, base: array<u32, 4>, g: u32,
-                tail: bool) {
+/** x[base + k .. +4] through the vec4 binding; base and k are multiples of 4 and so is K. */
+fn xv4(base: u32, k: u32, tail: bool) -> vec4<f32> {
+  if (tail) {
+    return select(vec4<f32>(0.0), vec4<f32>(xv[(base + min(k, p.k - 4u)) >> 2u]), k < p.k);
+  }
+  return vec4<f32>(xv[(base + k) >> 2u]);
+}
+
+/** The 4 weight rows' words and scales of q4 group g. */
+struct Q4Group {
+  q: array<vec4<u32>, 4>,
+  s: vec4<f32>,
+}
+
+fn q4_group(rows: vec4<u32>, g: u32) -> Q4Group {
   let gpr = p.wpr >> 2u;
-  let q0 = w_q4[rows.x * gpr + g];
-  let q1 = w_q4[rows.y * gpr + g];
-  let q2 = w_q4[rows.z * gpr + g];
-  let q3 = w_q4[rows.w * gpr + g];
-  let s = vec4<f32>(q4_scale(rows.x, g), q4_scale(rows.y, g), q4_scale(rows.z, g), q4_scale(rows.w, g));
+  var w: Q4Group;
+  w.q = array<vec4<u32>, 4>(w_q4[rows.x * gpr + g], w_q4[rows.y * gpr + g], w_q4[rows.z * gpr + g],
+                            w_q4[rows.w * gpr + g]);
+  w.s = vec4<f32>(q4_scale(rows.x, g), q4_scale(rows.y, g), q4_scale(rows.z, g), q4_scale(rows.w, g));
+  return w;
+}
+
+/** Contribution of one x row's 32 values (xg) in group w to the 4 outputs. */
+fn q4_dot(w: Q4Group, xg: array<vec4<f32>, 8>) -> vec4<f32> {
+  var d = vec4<f32>(0.0);
+  var xs = 0.0;
+  for (var t = 0u; t < 4u; t++) {
+    let xa = xg[2u * t];
+    let xb = xg[2u * t + 1u];
+    xs += dot(xa + xb, vec4<f32>(1.0));
+    d += vec4<f32>(dot8(w.q[0][t], xa, xb), dot8(w.q[1][t], xa, xb), dot8(w.q[2][t], xa, xb), dot8(w.q[3][t], xa, xb));
+  }
+  // Σ (nibble − 8)·x = Σ nibble·x − 8·Σ x (padding nibbles are 8 and their x is 0).
+  return (d - 8.0 * xs) * w.s;
+}
+
+fn reg_q4_step_s(acc: ptr<function, array<vec4<f32>, 4>>, rows: vec4<u32>, base: array<u32, 4>, g: u32,
+                 tail: bool) {
+  let w = q4_group(rows, g);
   for (var i = 0u; i < MR; i++) {
-    var d = vec4<f32>(0.0);
-    var xs = 0.0;
-    for (var t = 0u; t < 4u; t++) {
-      let k = g * 32u + t * 8u;
-      let xa = x4(base[i], k, tail);
-      let xb = x4(base[i], k + 4u, tail);
-      xs += dot(xa + xb, vec4<f32>(1.0));
-      d += vec4<f32>(dot8(q0[t], xa, xb), dot8(q1[t], xa, xb), dot8(q2[t], xa, xb), dot8(q3[t], xa, xb));
+    var xg: array<vec4<f32>, 8>;
+    for (var j = 0u; j < 8u; j++) {
+      xg[j] = x4(base[i], g * 32u + 4u * j, tail);
     }
-    // Σ (nibble − 8)·x = Σ nibble·x − 8·Σ x (padding nibbles are 8 and their x is 0).
-    (*acc)[i] += (d - 8.0 * xs) * s;
+    (*acc)[i] += q4_dot(w, xg);
   }
 }
 
-/** Eight dense elements (k..k+7) for MR x rows × 4 weight rows. */
-fn reg_dense_chunk(acc: ptr<function, array<vec4<f32>, 4>>, rows: vec4<u32>, base: array<u32, 4>, k: u32,
-                   tail: bool) {
-  let a0 = dense4(rows.x, k, tail);
-  let b0 = dense4(rows.x, k + 4u, tail);
-  let a1 = dense4(rows.y, k, tail);
-  let b1 = dense4(rows.y, k + 4u, tail);
-  let a2 = dense4(rows.z, k, tail);
-  let b2 = dense4(rows.z, k + 4u, tail);
-  let a3 = dense4(rows.w, k, tail);
-  let b3 = dense4(rows.w, k + 4u, tail);
+fn reg_q4_step_v(acc: ptr<function, array<vec4<f32>, 4>>, rows: vec4<u32>, base: array<u32, 4>, g: u32,
+                 tail: bool) {
+  let w = q4_group(rows, g);
   for (var i = 0u; i < MR; i++) {
-    let xa = x4(base[i], k, tail);
-    let xb = x4(base[i], k + 4u, tail);
-    (*acc)[i] += vec4<f32>(dot(a0, xa) + dot(b0, xb), dot(a1, xa) + dot(b1, xb), dot(a2, xa) + dot(b2, xb),
-                           dot(a3, xa) + dot(b3, xb));
+    var xg: array<vec4<f32>, 8>;
+    for (var j = 0u; j < 8u; j++) {
+      xg[j] = xv4(base[i], g * 32u + 4u * j, tail);
+    }
+    (*acc)[i] += q4_dot(w, xg);
+  }
+}
+
+/** Dense weights k..k+7 of the 4 rows: [2j] and [2j+1] belong to row j. */
+fn dense_chunk(rows: vec4<u32>, k: u32, tail: bool) -> array<vec4<f32>, 8> {
+  return array<vec4<f32>, 8>(dense4(rows.x, k, tail), dense4(rows.x, k + 4u, tail), dense4(rows.y, k, tail),
+                             dense4(rows.y, k + 4u, tail), dense4(rows.z, k, tail), dense4(rows.z, k + 4u, tail),
+                             dense4(rows.w, k, tail), dense4(rows.w, k + 4u, tail));
+}
+
+fn dense_dot(w: array<vec4<f32>, 8>, xa: vec4<f32>, xb: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(dot(w[0], xa) + dot(w[1], xb), dot(w[2], xa) + dot(w[3], xb), dot(w[4], xa) + dot(w[5], xb),
+                   dot(w[6], xa) + dot(w[7], xb));
+}
+
+fn reg_dense_step_s(acc: ptr<function, array<vec4<f32>, 4>>, rows: vec4<u32>, base: array<u32, 4>, k: u32,
+                    tail: bool) {
+  let w = dense_chunk(rows, k, tail);
+  for (var i = 0u; i < MR; i++) {
+    (*acc)[i] += dense_dot(w, x4(base[i], k, tail), x4(base[i], k + 4u, tail));
+  }
+}
+
+fn reg_dense_step_v(acc: ptr<function, array<vec4<f32>, 4>>, rows: vec4<u32>, base: array<u32, 4>, k: u32,
+                    tail: bool) {
+  let w = dense_chunk(rows, k, tail);
+  for (var i = 0u; i < MR; i++) {
+    (*acc)[i] += dense_dot(w, xv4(base[i], k, tail), xv4(base[i], k + 4u, tail));
   }
 }
 
 struct RegTile {
   ok: bool,
-  m0: u32,           // first processed row
-  c0: u32,           // first weight row (of the part)
-  rows: vec4<u32>,   // the 4 weight rows, clamped to the part
-  base: array<u32, 4>, // x row offsets for the MR rows
+  m0: u32,             // first processed row
+  c0: u32,             // first weight row (of the part)
+  rows: vec4<u32>,     // the 4 weight rows, clamped to the part
+  base: array<u32, 4>, // x row offsets of the MR rows
 }
 
 fn reg_tile(wid: u32, li: u32) -> RegTile {
@@ -238,10 +288,28 @@ fn reg_q4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   var acc: array<vec4<f32>, 4>;
   let full = p.k / 32u;
   for (var g = 0u; g < full; g++) {
-    reg_q4_group(&acc, t.rows, t.base, g, false);
+    reg_q4_step_s(&acc, t.rows, t.base, g, false);
   }
   if (full * 32u < p.k) {
-    reg_q4_group(&acc, t.rows, t.base, full, true);
+    reg_q4_step_s(&acc, t.rows, t.base, full, true);
+  }
+  reg_emit(t, acc);
+}
+
+@compute @workgroup_size(WG)
+fn reg_q4_xv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) li: u32) {
+  let t = reg_tile(wg.x + wg.y * nwg.x, li);
+  if (!t.ok) {
+    return;
+  }
+  var acc: array<vec4<f32>, 4>;
+  let full = p.k / 32u;
+  for (var g = 0u; g < full; g++) {
+    reg_q4_step_v(&acc, t.rows, t.base, g, false);
+  }
+  if (full * 32u < p.k) {
+    reg_q4_step_v(&acc, t.rows, t.base, full, true);
   }
   reg_emit(t, acc);
 }
@@ -257,10 +325,29 @@ fn reg_dense(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
   var acc: array<vec4<f32>, 4>;
   let full = p.k / 8u;
   for (var c = 0u; c < full; c++) {
-    reg_dense_chunk(&acc, t.rows, t.base, c * 8u, false);
+    reg_dense_step_s(&acc, t.rows, t.base, c * 8u, false);
   }
   if (full * 8u < p.k) {
-    reg_dense_chunk(&acc, t.rows, t.base, full * 8u, true);
+    reg_dense_step_s(&acc, t.rows, t.base, full * 8u, true);
+  }
+  reg_emit(t, acc);
+}
+
+@compute @workgroup_size(WG)
+fn reg_dense_xv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) li: u32) {
+  _ = &scales;
+  let t = reg_tile(wg.x + wg.y * nwg.x, li);
+  if (!t.ok) {
+    return;
+  }
+  var acc: array<vec4<f32>, 4>;
+  let full = p.k / 8u;
+  for (var c = 0u; c < full; c++) {
+    reg_dense_step_v(&acc, t.rows, t.base, c * 8u, false);
+  }
+  if (full * 8u < p.k) {
+    reg_dense_step_v(&acc, t.rows, t.base, full * 8u, true);
   }
   reg_emit(t, acc);
 }

@@ -130,7 +130,9 @@ export async function linear(
   if (!q4) constants.FMT = w.format === 'f32' ? 0 : 1;
   if (kernel === 'reg') Object.assign(constants, { WG: REG_WG, MR: mr });
   if (kernel === 'coop') Object.assign(constants, { WG: COOP_WG, TEAM: COOP_TEAM, MR: mr });
-  const key: PipelineKey = { shader: 'matmul', entry: `${kernel}_${q4 ? 'q4' : 'dense'}`, act, constants };
+  // The register kernels read x as vec4 when every row starts on one (K % 4 == 0): a quarter of the loads.
+  const xv = kernel === 'reg' && k % 4 === 0 ? '_xv' : '';
+  const key: PipelineKey = { shader: 'matmul', entry: `${kernel}_${q4 ? 'q4' : 'dense'}${xv}`, act, constants };
 
   const dummy = await dummyBuffer(ctx);
   let flags = 0;
