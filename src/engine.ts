@@ -10,16 +10,22 @@
  * The same code runs in a browser Worker and in Node (the CLI); only the GpuContext and ByteSources differ.
  */
 import { ArgumentError, ConfigError, ContextOverflowError, GenerationCancelledError, TrolError } from './errors.ts';
+import { type GenerateLoopResult, runTurn, type StopReason, type TokenEvent } from './generate/generate.ts';
+import { type SamplingOptions, validateSampling } from './generate/sampler.ts';
 import type { AdapterChoice } from './gpu/acquire.ts';
 import { GpuContext } from './gpu/context.ts';
 import type { Tensor } from './gpu/tensor.ts';
-import { type GenerateLoopResult, runTurn, type StopReason, type TokenEvent } from './generate/generate.ts';
-import { type SamplingOptions, validateSampling } from './generate/sampler.ts';
 import { preprocessImage } from './image/preprocess.ts';
 import { readConfig, type TrolConfig } from './model/config.ts';
-import { TrolModel, type PrefillDebug } from './model/trol-model.ts';
+import { type PrefillDebug, TrolModel } from './model/trol-model.ts';
 import { runVision, type VisionDebug } from './model/vision.ts';
-import { type GateMode, type LoadProgress, loadTrolWeights, type TrolWeights, type WeightMode } from './model/weights.ts';
+import {
+  type GateMode,
+  type LoadProgress,
+  loadTrolWeights,
+  type TrolWeights,
+  type WeightMode,
+} from './model/weights.ts';
 import { buildPrompt } from './tokenizer/prompt.ts';
 import { TextStreamer } from './tokenizer/streaming.ts';
 import { TrolTokenizer } from './tokenizer/tokenizer.ts';
@@ -103,7 +109,9 @@ export class TrolEngine {
     const tokSrc = await files.get('tokenizer.model');
     if (!tokSrc) throw new ConfigError('The model folder has no tokenizer.model', { file: 'tokenizer.model' });
     const addedSrc = await files.get('added_tokens.json');
-    const added = addedSrc ? JSON.parse(new TextDecoder().decode(await addedSrc.read(0, await addedSrc.size()))) : undefined;
+    const added = addedSrc
+      ? JSON.parse(new TextDecoder().decode(await addedSrc.read(0, await addedSrc.size())))
+      : undefined;
     const tokenizer = TrolTokenizer.fromModelBytes(await tokSrc.read(0, await tokSrc.size()), added);
     if (tokenizer.imageTokenId !== cfg.vocabSize) {
       throw new ConfigError(
@@ -114,11 +122,24 @@ export class TrolEngine {
     if (!gateSrc) throw new ConfigError('The model folder has no trol_gating.pt', { file: 'trol_gating.pt' });
     const gating = await readTorchStateDict(gateSrc);
     const st = await SafetensorsIndex.open(files);
-    const ctx = opts.context ?? (await GpuContext.create({ adapter: opts.adapter, forceF32: opts.forceF32, profile: opts.profile }));
+    const ctx =
+      opts.context ??
+      (await GpuContext.create({ adapter: opts.adapter, forceF32: opts.forceF32, profile: opts.profile }));
     let weights: TrolWeights | null = null;
     try {
-      weights = await loadTrolWeights(ctx, st, gating, cfg, opts.weights ?? 'q4', opts.gateMode ?? 'per-layer', opts.onProgress);
-      const model = await TrolModel.create(ctx, cfg, weights, { contextLength: opts.contextLength, chunkSize: opts.chunkSize });
+      weights = await loadTrolWeights(
+        ctx,
+        st,
+        gating,
+        cfg,
+        opts.weights ?? 'q4',
+        opts.gateMode ?? 'per-layer',
+        opts.onProgress,
+      );
+      const model = await TrolModel.create(ctx, cfg, weights, {
+        contextLength: opts.contextLength,
+        chunkSize: opts.chunkSize,
+      });
       return new TrolEngine(ctx, cfg, tokenizer, weights, model, !opts.context);
     } catch (e) {
       weights?.destroy();
@@ -161,7 +182,8 @@ export class TrolEngine {
     try {
       validateSampling(req);
       const maxNew = req.maxNewTokens ?? 256;
-      if (!Number.isInteger(maxNew) || maxNew < 1) throw new ArgumentError(`max_new_tokens must be ≥ 1 (got ${maxNew})`);
+      if (!Number.isInteger(maxNew) || maxNew < 1)
+        throw new ArgumentError(`max_new_tokens must be ≥ 1 (got ${maxNew})`);
       const cont = req.conversation === 'continue' && this.history.length > 0;
       if (cont && req.image) throw new ArgumentError('A follow-up turn cannot add an image; start a new conversation.');
       const newIds = cont ? this.followUpIds(req.question) : this.promptIds(req.question, !!req.image);
@@ -199,7 +221,7 @@ export class TrolEngine {
       });
       let r: IteratorResult<TokenEvent, GenerateLoopResult>;
       try {
-        while (!(r = await it.next()).done) yield r.value;
+        for (r = await it.next(); !r.done; r = await it.next()) yield r.value;
       } catch (e) {
         // A cancelled or failed turn ends the conversation: the next request starts fresh.
         this.model.reset();

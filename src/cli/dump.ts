@@ -23,10 +23,10 @@ export async function writeDump(dir: string, engine: TrolEngine, r: GenerateResu
     entries.push({ name, file, dtype, shape });
   };
   const gates = new Float32Array(cfg.numLayers * T);
-  r.gates.forEach((g, l) => gates.set(g, l * T));
+  for (const [l, g] of r.gates.entries()) gates.set(g, l * T);
   const V = cfg.vocabSize;
   const genLogits = new Float32Array(r.logits.length * V);
-  r.logits.forEach((row, k) => genLogits.set(row, k * V));
+  for (const [k, row] of r.logits.entries()) genLogits.set(row, k * V);
   await put('prompt_ids', 'int32', [T], Int32Array.from(r.promptIds));
   await put('resized_u8', 'uint8', [3, S, S], dbg.resized);
   await put('pixel_values', 'float32', [3, S, S], dbg.pixels);

@@ -20,8 +20,8 @@ import { GpuContext } from '../gpu/context.ts';
 import { decodeImageNode } from '../image/decode-node.ts';
 import type { GateMode, WeightMode } from '../model/weights.ts';
 import { TrolTokenizer } from '../tokenizer/tokenizer.ts';
-import { dirFiles } from '../weights/byte-source.ts';
 import { openGoldens, verifyGoldens } from '../verify/golden.ts';
+import { dirFiles } from '../weights/byte-source.ts';
 import { parseArgs } from './args.ts';
 import { writeDump } from './dump.ts';
 
@@ -39,7 +39,8 @@ async function loadImage(path: string): Promise<RgbImage> {
 
 function weightMode(v: string | undefined, dflt: WeightMode): WeightMode {
   const m = v ?? dflt;
-  if (m !== 'f32' && m !== 'f16' && m !== 'q4') throw new ArgumentError(`--weights must be f32, f16 or q4 (got '${m}')`);
+  if (m !== 'f32' && m !== 'f16' && m !== 'q4')
+    throw new ArgumentError(`--weights must be f32, f16 or q4 (got '${m}')`);
   return m;
 }
 
@@ -60,7 +61,21 @@ async function openEngine(a: ReturnType<typeof parseArgs>, dfltWeights: WeightMo
 
 async function cmdGenerate(argv: string[]): Promise<void> {
   const a = parseArgs(argv, {
-    strings: ['model', 'question', 'image', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'weights', 'gate', 'dump', 'repetition-penalty', 'context-length'],
+    strings: [
+      'model',
+      'question',
+      'image',
+      'max-new-tokens',
+      'temperature',
+      'top-k',
+      'top-p',
+      'seed',
+      'weights',
+      'gate',
+      'dump',
+      'repetition-penalty',
+      'context-length',
+    ],
     flags: ['json', 'f32'],
   });
   const question = a.string('question', true)!;
@@ -171,7 +186,9 @@ async function cmdInfo(argv: string[]): Promise<void> {
     if (a.flag('json')) {
       out(`${JSON.stringify({ adapter: s, activations: ctx.act })}\n`);
     } else {
-      out(`adapter: ${s.vendor} / ${s.architecture} / ${s.device} (${s.description})${s.software ? ' [software]' : ''}\n`);
+      out(
+        `adapter: ${s.vendor} / ${s.architecture} / ${s.device} (${s.description})${s.software ? ' [software]' : ''}\n`,
+      );
       out(`features: ${s.features.join(', ')}\n`);
       out(`activations: ${ctx.act}\n`);
       for (const [k, v] of Object.entries(s.limits)) out(`limit ${k}: ${v}\n`);
@@ -194,7 +211,10 @@ async function cmdVerify(argv: string[]): Promise<number> {
       gateMode: gate,
     });
     try {
-      if (gate === 'per-layer') out(`adapter: ${engine.ctx.adapterSummary.description}; activations ${engine.ctx.act}; weights ${engine.weights.mode}\n`);
+      if (gate === 'per-layer')
+        out(
+          `adapter: ${engine.ctx.adapterSummary.description}; activations ${engine.ctx.act}; weights ${engine.weights.mode}\n`,
+        );
       checks.push(
         ...(await verifyGoldens(engine, golden, image, {
           gateLast: gate === 'last',
@@ -211,7 +231,9 @@ async function cmdVerify(argv: string[]): Promise<number> {
   }
   const gated = checks.filter((c) => !c.informational);
   const failed = gated.filter((c) => !c.pass).length;
-  out(`${gated.length - failed} passed, ${failed} failed${checks.length > gated.length ? ` (${checks.length - gated.length} informational)` : ''}\n`);
+  out(
+    `${gated.length - failed} passed, ${failed} failed${checks.length > gated.length ? ` (${checks.length - gated.length} informational)` : ''}\n`,
+  );
   return failed === 0 ? 0 : 1;
 }
 
@@ -258,4 +280,3 @@ export async function main(argv: string[]): Promise<number> {
     return err instanceof InputError ? 2 : 1;
   }
 }
-

@@ -42,12 +42,7 @@ export function validateSampling(o: SamplingOptions): void {
 }
 
 /** Pick from candidates sorted by descending logit; pure CPU, deterministic given `rng`. */
-export function sampleFromCandidates(
-  values: Float32Array,
-  indices: Uint32Array,
-  o: SamplingOptions,
-  rng: Rng,
-): number {
+export function sampleFromCandidates(values: Float32Array, indices: Uint32Array, o: SamplingOptions, rng: Rng): number {
   const t = o.temperature ?? 0;
   if (t === 0 || values.length === 1) return indices[0];
   const n = values.length;

@@ -61,7 +61,6 @@ export class KVCache {
 
   /** Layer `l`'s cache rows [0, rows) as f32 [nKV, rows, hd] (for dumps and tests). */
   async readLayer(
-    ctx: GpuContext,
     l: number,
     rows: number,
     read: (t: Tensor) => Promise<Float32Array>,

@@ -309,7 +309,7 @@ export class TrolModel {
       }
       this.cache.length = past + T;
       if (debug) {
-        const kv = await this.cache.readLayer(ctx, 0, past + T, (t) => readAct(ctx, t));
+        const kv = await this.cache.readLayer(0, past + T, (t) => readAct(ctx, t));
         debug.layer0K = sliceRows(kv.k, cfg.numKVHeads, past + T, cfg.headDim, past);
         debug.layer0V = sliceRows(kv.v, cfg.numKVHeads, past + T, cfg.headDim, past);
         debug.layer0Y = debug.layersY!.slice(0, T * d);
@@ -349,7 +349,8 @@ export class TrolModel {
       });
     }
     this.checkIds([id]);
-    const idT = this.decodeIds ?? (this.decodeIds = await uploadU32(ctx, 'decode.id', new Uint32Array(1)));
+    if (!this.decodeIds) this.decodeIds = await uploadU32(ctx, 'decode.id', new Uint32Array(1));
+    const idT = this.decodeIds;
     ctx.write(idT.buffer, new Uint32Array([id]));
     const x = view(s.last, 1);
     await embedding(ctx, w.embed, idT, x);

@@ -11,9 +11,9 @@
 import { ConfigError, WeightsFormatError } from '../errors.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { destroyMatrix, type Matrix, Tensor, type WeightFormat } from '../gpu/tensor.ts';
-import { uploadMatrix } from '../weights/upload-matrix.ts';
 import type { SafetensorsIndex } from '../weights/safetensors.ts';
 import type { PtTensor } from '../weights/torch-pickle.ts';
+import { uploadMatrix } from '../weights/upload-matrix.ts';
 import type { TrolConfig } from './config.ts';
 import { checkTensors, expectedGateTensors, expectedTensors } from './weight-names.ts';
 
@@ -103,10 +103,11 @@ export async function loadTrolWeights(
     const t = st.tensors.get(name);
     if (!t) throw new WeightsFormatError(`model.safetensors has no tensor '${name}'`, { tensor: name });
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
-      throw new WeightsFormatError(
-        `Tensor '${name}' has shape [${t.shape}] but the config implies [${shape}]`,
-        { tensor: name, shape: t.shape, expected: shape },
-      );
+      throw new WeightsFormatError(`Tensor '${name}' has shape [${t.shape}] but the config implies [${shape}]`, {
+        tensor: name,
+        shape: t.shape,
+        expected: shape,
+      });
     }
     return t;
   };
@@ -183,9 +184,7 @@ export async function loadTrolWeights(
       });
     }
     const norm = await vectorF32('model.norm.weight', [d]);
-    const head = cfg.tieWordEmbeddings
-      ? await tiedHead()
-      : await matrix('output.weight', cfg.vocabSize, d, big);
+    const head = cfg.tieWordEmbeddings ? await tiedHead() : await matrix('output.weight', cfg.vocabSize, d, big);
 
     const vc = cfg.vision;
     const Dv = vc.hiddenSize;
@@ -211,7 +210,11 @@ export async function loadTrolWeights(
       });
     }
     const vision = {
-      patch: await convMatrix(`${V}embeddings.patch_embedding.weight`, [Dv, vc.numChannels, vc.patchSize, vc.patchSize], keep16),
+      patch: await convMatrix(
+        `${V}embeddings.patch_embedding.weight`,
+        [Dv, vc.numChannels, vc.patchSize, vc.patchSize],
+        keep16,
+      ),
       cls: await vectorF32(`${V}embeddings.class_embedding`, [Dv]),
       pos: await vectorF32(`${V}embeddings.position_embedding.weight`, [P + 1, Dv]),
       preLnW: await vectorF32(`${V}pre_layrnorm.weight`, [Dv]),

@@ -1,8 +1,9 @@
 /** castToF32: out (f32) = x (act), element for element. Used for logits, which sampling reads in f32. */
+
+import { ShapeError } from '../errors.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import type { PipelineKey } from '../gpu/shaders.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { ShapeError } from '../errors.ts';
 
 const WG = 256;
 

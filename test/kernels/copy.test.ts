@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
-import { copyKernel } from '../../src/ops/copy.ts';
 import { readAct, uploadAct } from '../../src/gpu/act-io.ts';
 import { Tensor } from '../../src/gpu/tensor.ts';
 import { castToF32 } from '../../src/ops/cast.ts';
+import { copyKernel } from '../../src/ops/copy.ts';
 import { roundToF16 } from '../../src/util/f16.ts';
 import { expectClose } from '../helpers/compare.ts';
 import { actDTypes, createTestContext } from '../helpers/gpu.ts';

@@ -6,8 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { TrolEngine } from '../../src/engine.ts';
 import { decodeImageNode } from '../../src/image/decode-node.ts';
-import { dirFiles } from '../../src/weights/byte-source.ts';
 import { type GoldenCheck, openGoldens, verifyGoldens } from '../../src/verify/golden.ts';
+import { dirFiles } from '../../src/weights/byte-source.ts';
 import { createTestContext } from '../helpers/gpu.ts';
 
 const MODEL = 'test/fixtures/tiny-trol';
@@ -16,7 +16,9 @@ const GOLDEN = `${MODEL}/golden`;
 function report(label: string, checks: GoldenCheck[]): void {
   for (const c of checks) {
     if (process.env.TROL_TEST_VERBOSE || !c.pass) {
-      console.log(`${label} ${c.pass ? 'ok  ' : 'FAIL'} ${c.name} max|Δ| ${c.maxAbs.toExponential(3)} tol ${c.tol.toExponential(2)} worst ${c.worst}`);
+      console.log(
+        `${label} ${c.pass ? 'ok  ' : 'FAIL'} ${c.name} max|Δ| ${c.maxAbs.toExponential(3)} tol ${c.tol.toExponential(2)} worst ${c.worst}`,
+      );
     }
   }
 }
