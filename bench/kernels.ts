@@ -8,7 +8,8 @@
  *    copy_gbps measured in the same run;
  *  - gemm: q4 linear at M = 1289 (a prefill chunk: 1225 image tokens + text), GFLOP/s = 2·M·N·K / t; on software
  *    adapters or with --quick, M = 128 (the JSON says which M was used);
- *  - attention: filled in by the attention benchmark (see below).
+ *  - fma_gflops: an arithmetic peak probe (register-only vec4 FMAs), and each GEMM's ratio to it;
+ *  - attention: prefill (T = 1289), decode (past 1289 and 4095) and vision (T = 1226) timings (bench/attention.ts).
  * Times are medians of several runs after a warm-up, from GPU timestamp queries when the adapter has them, else
  * wall clock around ctx.finish(). With --json, stdout carries exactly one JSON object; logs go to stderr.
  * Nothing here asserts anything about speed.
@@ -20,6 +21,7 @@ import { destroyMatrix } from '../src/gpu/tensor.ts';
 import { copyKernel } from '../src/ops/copy.ts';
 import { type LinearVariant, linear } from '../src/ops/linear.ts';
 import { toF16Array } from '../src/util/f16.ts';
+import { benchAttention } from './attention.ts';
 import { log, q4Bytes, randomQ4Matrix, timeRuns } from './helpers.ts';
 
 /** N × K of the q4 matrices a TroL-1.8B decode step multiplies (wqkv, wo, w1/w3, w2, the head). */
@@ -74,6 +76,32 @@ async function benchCopy(ctx: GpuContext): Promise<{ gbps: number; ms: number }>
   return { gbps: (2 * COPY_BYTES) / (t.ms * 1e6), ms: t.ms };
 }
 
+/** Arithmetic peak: 4 vec4 FMA chains per invocation, FMA_ITERS iterations (32 flops each). */
+async function benchPeak(ctx: GpuContext, software: boolean): Promise<{ gflops: number; ms: number }> {
+  const n = software ? 16384 : 1 << 20;
+  const iters = software ? 256 : 1024;
+  const out = await ctx.allocate('bench.fma.out', n * 4, GPUBufferUsage.STORAGE);
+  const key = { shader: 'copy', entry: 'fma_peak', act: 'f32', constants: { WG: 256, FMA_ITERS: iters } } as const;
+  const params = new ArrayBuffer(16);
+  new Uint32Array(params, 0, 1)[0] = n;
+  new Float32Array(params, 4, 1)[0] = 0.5;
+  const t = await timeRuns(
+    ctx,
+    'fma_peak',
+    () =>
+      ctx.dispatch({
+        label: 'fma_peak',
+        key,
+        bindings: [out],
+        uniforms: new Uint8Array(params),
+        workgroups: ctx.grid(Math.ceil(n / 256)),
+      }),
+    { warmup: 2, reps: 7 },
+  );
+  out.destroy();
+  return { gflops: (n * iters * 32) / (t.ms * 1e6), ms: t.ms };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const ctx = await GpuContext.create({ adapter: args.adapter, profile: true, forceF32: args.f32 });
@@ -83,9 +111,11 @@ async function main(): Promise<void> {
 
   const copy = await benchCopy(ctx);
   log(`copy: ${copy.gbps.toFixed(2)} GB/s`);
+  const peak = await benchPeak(ctx, software);
+  log(`fma peak: ${peak.gflops.toFixed(2)} GFLOP/s`);
 
   const gemv: { n: number; k: number; parts: number; gbps: number; ratio_to_copy: number; ms: number }[] = [];
-  const gemm: { m: number; n: number; k: number; gflops: number; ms: number }[] = [];
+  const gemm: { m: number; n: number; k: number; gflops: number; ratio_to_peak: number; ms: number }[] = [];
   const m = software || args.quick ? GEMM_M_SMALL : GEMM_M;
   let timingSource = ctx.hasTimestamps ? 'gpu-timestamps' : 'wall-clock';
   for (const [i, [n, k]] of SHAPES.entries()) {
@@ -114,7 +144,7 @@ async function main(): Promise<void> {
       budgetMs,
     });
     const gflops = (2 * m * n * k) / (tm.ms * 1e6);
-    gemm.push({ m, n, k, gflops, ms: tm.ms });
+    gemm.push({ m, n, k, gflops, ratio_to_peak: gflops / peak.gflops, ms: tm.ms });
     log(`gemm ${m}×${n}×${k}: ${tm.ms.toFixed(1)} ms, ${gflops.toFixed(2)} GFLOP/s`);
     if (tm.source === 'wall-clock') timingSource = 'wall-clock';
     y.destroy();
@@ -133,14 +163,17 @@ async function main(): Promise<void> {
     gemm_m: m,
     gemm_m_note:
       m === GEMM_M ? 'prefill chunk M = 1289' : `M = ${m} instead of ${GEMM_M} (software adapter or --quick)`,
-    // Rows are added by the attention benchmark (written separately); the coordinator merges them here.
-    attention: [] as unknown[],
+    fma_gflops: peak.gflops,
+    attention: await benchAttention(ctx, { reps: software ? 2 : 5 }),
   };
   if (args.json) {
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else {
     printTable(result);
   }
+  // Let the last timestamp readbacks land: destroying the device under a pending mapAsync rejects it.
+  await ctx.finish();
+  await new Promise((r) => setTimeout(r, 200));
   ctx.destroy();
 }
 
@@ -151,13 +184,16 @@ function printTable(r: {
   timing: string;
   copy_gbps: number;
   gemv: { n: number; k: number; parts: number; gbps: number; ratio_to_copy: number; ms: number }[];
-  gemm: { m: number; n: number; k: number; gflops: number; ms: number }[];
+  gemm: { m: number; n: number; k: number; gflops: number; ratio_to_peak: number; ms: number }[];
   gemm_m_note: string;
+  fma_gflops: number;
+  attention: { name: string; T: number; past: number; ms: number }[];
 }): void {
   const a = r.adapter;
   console.log(`adapter   ${a.vendor} / ${a.device || a.description}${a.software ? ' (software)' : ''}`);
   console.log(`act ${r.act}, variant ${r.variant}, timing ${r.timing}`);
   console.log(`copy      ${r.copy_gbps.toFixed(2)} GB/s`);
+  console.log(`fma peak  ${r.fma_gflops.toFixed(2)} GFLOP/s`);
   console.log('\nq4 GEMV (M = 1)      ms        GB/s   of copy   parts');
   for (const g of r.gemv) {
     const shape = `${g.n}×${g.k}`.padEnd(14);
@@ -166,10 +202,18 @@ function printTable(r: {
     );
   }
   console.log(`\nq4 GEMM (${r.gemm_m_note})`);
-  console.log('                      ms     GFLOP/s');
+  console.log('                      ms     GFLOP/s   of peak');
   for (const g of r.gemm) {
     const shape = `${g.m}×${g.n}×${g.k}`.padEnd(18);
-    console.log(`  ${shape}${g.ms.toFixed(1).padStart(10)}${g.gflops.toFixed(2).padStart(12)}`);
+    console.log(
+      `  ${shape}${g.ms.toFixed(1).padStart(10)}${g.gflops.toFixed(2).padStart(12)}${`${(100 * g.ratio_to_peak).toFixed(1)} %`.padStart(10)}`,
+    );
+  }
+  console.log('\nattention                    T    past          ms');
+  for (const a of r.attention) {
+    console.log(
+      `  ${a.name.padEnd(24)}${String(a.T).padStart(6)}${String(a.past).padStart(8)}${a.ms.toFixed(2).padStart(12)}`,
+    );
   }
 }
 

@@ -357,21 +357,26 @@ export class GpuContext {
     const arenas = this.arenasInFlight;
     this.arenasInFlight = [];
     if (arenas.length > 0 || timingRead) {
-      this.device.queue.onSubmittedWorkDone().then(async () => {
-        this.freeArenas.push(...arenas);
-        if (timingRead && resolveBuffer) {
-          await timingRead.mapAsync(GPUMapMode.READ);
-          const t = new BigInt64Array(timingRead.getMappedRange());
-          labels.forEach((label, i) => {
-            const ms = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
-            const entry = this.timings.get(label) ?? { ms: 0, count: 0 };
-            entry.ms += ms;
-            entry.count += 1;
-            this.timings.set(label, entry);
-          });
-          timingRead.unmap();
-        }
-      });
+      this.device.queue
+        .onSubmittedWorkDone()
+        .then(async () => {
+          this.freeArenas.push(...arenas);
+          if (timingRead && resolveBuffer) {
+            await timingRead.mapAsync(GPUMapMode.READ);
+            const t = new BigInt64Array(timingRead.getMappedRange());
+            labels.forEach((label, i) => {
+              const ms = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+              const entry = this.timings.get(label) ?? { ms: 0, count: 0 };
+              entry.ms += ms;
+              entry.count += 1;
+              this.timings.set(label, entry);
+            });
+            timingRead.unmap();
+          }
+        })
+        .catch(() => {
+          // The device was destroyed or lost before the timings came back: nothing to record.
+        });
     }
   }
 

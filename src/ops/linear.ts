@@ -100,6 +100,7 @@ export async function linear(
   const [outRows, n] = rowsCols(out, 'out');
   if (k !== w.k) throw new ShapeError(`linear: x has K = ${k} but weight '${w.label}' is [${w.n}, ${w.k}]`);
   if (n !== w.n) throw new ShapeError(`linear: out has ${n} columns but weight '${w.label}' has N = ${w.n}`);
+  if (k === 0) throw new ShapeError(`linear: K = 0 (weight '${w.label}' is [${w.n}, 0])`);
   const { inRows, outRows: scatter, bias } = opts;
   const m = opts.rows ?? inRows?.numel ?? scatter?.numel ?? xRows;
   if (!Number.isInteger(m) || m < 0) throw new ShapeError(`linear: rows = ${m} is not a row count`);

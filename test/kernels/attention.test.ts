@@ -12,7 +12,7 @@
  *        max abs 4.9e-4 at |out| ≈ 1.
  */
 import { describe, expect, it } from 'vitest';
-import { ShapeError } from '../../src/errors.ts';
+import { FeatureUnavailableError, ShapeError } from '../../src/errors.ts';
 import { readAct, uploadAct } from '../../src/gpu/act-io.ts';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { Tensor } from '../../src/gpu/tensor.ts';
@@ -94,7 +94,7 @@ describe('attention (causal GQA over the KV cache)', async () => {
     { T: 7, past: 257, nQ: 4, nKV: 2, hd: 16 },
     { T: 33, past: 100, nQ: 8, nKV: 2, hd: 64 },
     { T: 3, past: 1000, nQ: 16, nKV: 8, hd: 128 },
-    { T: 40, past: 1, nQ: 3, nKV: 3, hd: 12 },
+    { T: 40, past: 1, nQ: 6, nKV: 2, hd: 12 }, // ratio 3: 21 tokens × 3 heads per workgroup, one idle row
     // tile-size variants
     { T: 37, past: 5, nQ: 4, nKV: 2, hd: 16, tuning: { tileKeys: 1 } },
     { T: 37, past: 5, nQ: 4, nKV: 1, hd: 128, tuning: { tileKeys: 16 } }, // 16 KiB of tiles: the maximum
@@ -110,6 +110,7 @@ describe('attention (causal GQA over the KV cache)', async () => {
   // GQA ratio 1 and 8, many chunks, and odd chunk sizes.
   decode.push({ T: 1, past: 300, nQ: 4, nKV: 4, hd: 32 });
   decode.push({ T: 1, past: 300, nQ: 8, nKV: 1, hd: 32 });
+  decode.push({ T: 1, past: 260, nQ: 6, nKV: 2, hd: 12 });
   decode.push({ T: 1, past: 1000, nQ: 4, nKV: 2, hd: 16, tuning: { decodeChunk: 32 } });
   decode.push({ T: 1, past: 70, nQ: 16, nKV: 8, hd: 128, tuning: { decodeChunk: 12 } });
   decode.push({ T: 1, past: 7, nQ: 4, nKV: 2, hd: 16, tuning: { dynamicLoops: false } });
@@ -252,6 +253,12 @@ describe('attention (causal GQA over the KV cache)', async () => {
         await expect(run()).rejects.toBeInstanceOf(ShapeError);
       });
     }
+    it.skipIf(ctx.hasF16)('f16 tensors without shader-f16 give FeatureUnavailableError', async () => {
+      const h = (shape: number[]) => make(shape, 'f16');
+      await expect(
+        attention(ctx, await h([3, 64]), await h([2, 8, 16]), await h([2, 8, 16]), await h([3, 64]), ok),
+      ).rejects.toBeInstanceOf(FeatureUnavailableError);
+    });
   });
 });
 

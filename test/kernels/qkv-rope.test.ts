@@ -11,7 +11,7 @@
  *        (half an ulp: rtol 2^-11) on top of the f32 tolerance.
  */
 import { describe, expect, it } from 'vitest';
-import { ShapeError } from '../../src/errors.ts';
+import { FeatureUnavailableError, ShapeError } from '../../src/errors.ts';
 import { readAct, uploadAct } from '../../src/gpu/act-io.ts';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { Tensor } from '../../src/gpu/tensor.ts';
@@ -154,5 +154,11 @@ describe('qkvRope', async () => {
         await expect(run()).rejects.toBeInstanceOf(ShapeError);
       });
     }
+    it.skipIf(ctx.hasF16)('f16 tensors without shader-f16 give FeatureUnavailableError', async () => {
+      const h = (shape: number[]) => make(shape, 'f16');
+      await expect(
+        qkvRope(ctx, await h([2, 128]), await h([2, 64]), await h([2, 8, 16]), await h([2, 8, 16]), ok),
+      ).rejects.toBeInstanceOf(FeatureUnavailableError);
+    });
   });
 });
