@@ -111,16 +111,7 @@ export async function attention(
   const act = checkActs(ctx, where, { q, kCache, vCache, out });
   checkRows(where, 'q', q, T, nQ * hd);
   checkRows(where, 'out', out, T, nQ * hd);
-  for (const [name, c] of [
-    ['kCache', kCache],
-    ['vCache', vCache],
-  ] as const) {
-    if (c.shape.length !== 3 || c.shape[0] !== nKV || c.shape[2] !== hd) {
-      throw new ShapeError(`${where}: ${name} has shape [${c.shape}], want [${nKV}, cap, ${hd}]`);
-    }
-  }
-  const cap = kCache.shape[1];
-  if (vCache.shape[1] !== cap) throw new ShapeError(`${where}: kCache and vCache capacities differ`);
+  const cap = checkCaches(where, kCache, vCache, nKV, hd);
   if (past + T > cap) throw new ShapeError(`${where}: past ${past} + T ${T} exceeds the cache capacity ${cap}`);
   if (out.buffer === q.buffer || out.buffer === kCache.buffer || out.buffer === vCache.buffer) {
     throw new ShapeError(`${where}: out must not alias q or the caches`);
@@ -379,7 +370,8 @@ function checkActs(ctx: GpuContext, where: string, tensors: Record<string, Tenso
   return act;
 }
 
-function checkRows(where: string, name: string, t: Tensor, rows: number, cols: number): void {
+/** Checks t is [≥rows, cols]. */
+export function checkRows(where: string, name: string, t: Tensor, rows: number, cols: number): void {
   if (t.shape.length !== 2 || t.shape[1] !== cols || t.shape[0] < rows) {
     throw new ShapeError(`${where}: ${name} has shape [${t.shape}], want [≥${rows}, ${cols}]`);
   }
@@ -407,4 +399,19 @@ function checkTuning(where: string, tileKeys: number, chunk: number, hd: number)
   if (!Number.isInteger(chunk) || chunk < 4 || chunk > MAX_DECODE_CHUNK || chunk % 4 !== 0) {
     throw new ShapeError(`${where}: decodeChunk ${chunk} must be a multiple of 4 in 4..${MAX_DECODE_CHUNK}`);
   }
+}
+
+/** Checks a K/V cache pair is [nKV, cap, hd] each with one capacity; returns the capacity. */
+export function checkCaches(where: string, kCache: Tensor, vCache: Tensor, nKV: number, hd: number): number {
+  for (const [name, c] of [
+    ['kCache', kCache],
+    ['vCache', vCache],
+  ] as const) {
+    if (c.shape.length !== 3 || c.shape[0] !== nKV || c.shape[2] !== hd) {
+      throw new ShapeError(`${where}: ${name} has shape [${c.shape}], want [${nKV}, cap, ${hd}]`);
+    }
+  }
+  const cap = kCache.shape[1];
+  if (vCache.shape[1] !== cap) throw new ShapeError(`${where}: kCache and vCache capacities differ`);
+  return cap;
 }

@@ -17,6 +17,7 @@ import { FeatureUnavailableError, ShapeError } from '../errors.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import type { PipelineKey } from '../gpu/shaders.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import { checkCaches, checkRows } from './attention.ts';
 
 const WG = 64;
 /** Largest position + 1 the exact angle split supports (16-bit positions × 8-bit frequency parts). */
@@ -68,16 +69,7 @@ export async function qkvRope(
   const nC = nQ + 2 * nKV;
   checkRows(where, 'qkv', qkv, T, nC * hd);
   checkRows(where, 'q', q, T, nQ * hd);
-  for (const [name, c] of [
-    ['kCache', kCache],
-    ['vCache', vCache],
-  ] as const) {
-    if (c.shape.length !== 3 || c.shape[0] !== nKV || c.shape[2] !== hd) {
-      throw new ShapeError(`${where}: ${name} has shape [${c.shape}], want [${nKV}, cap, ${hd}]`);
-    }
-  }
-  const cap = kCache.shape[1];
-  if (vCache.shape[1] !== cap) throw new ShapeError(`${where}: kCache and vCache capacities differ`);
+  const cap = checkCaches(where, kCache, vCache, nKV, hd);
   if (pos0 + T > cap) throw new ShapeError(`${where}: positions ${pos0}..${pos0 + T - 1} exceed the cache (${cap})`);
   if (pos0 + T > ROPE_MAX_POSITIONS) {
     throw new ShapeError(`${where}: positions beyond ${ROPE_MAX_POSITIONS - 1} are not supported`);
@@ -132,10 +124,4 @@ function keep8Bits(x: number): number {
   if (x / quantum >= 256) quantum *= 2; // guard log2 rounding: x / quantum must lie in [128, 256)
   if (x / quantum < 128) quantum /= 2;
   return Math.floor(x / quantum) * quantum;
-}
-
-function checkRows(where: string, name: string, t: Tensor, rows: number, cols: number): void {
-  if (t.shape.length !== 2 || t.shape[1] !== cols || t.shape[0] < rows) {
-    throw new ShapeError(`${where}: ${name} has shape [${t.shape}], want [≥${rows}, ${cols}]`);
-  }
 }

@@ -9,6 +9,7 @@
  * the check covers the path the engine will take on this device. Checks run one after another; a check that throws is reported as failed with its error
  * (the remaining checks still run). Every GPU buffer a check allocates is destroyed when it ends.
  */
+
 import { readAct, uploadAct } from '../gpu/act-io.ts';
 import type { ActDType, GpuContext } from '../gpu/context.ts';
 import { destroyMatrix, Tensor, type WeightFormat } from '../gpu/tensor.ts';
@@ -19,6 +20,7 @@ import { rmsNorm } from '../ops/norm.ts';
 import { argmax } from '../ops/sampling.ts';
 import { traversalGateMix } from '../ops/traversal.ts';
 import { roundToF16 } from '../util/f16.ts';
+import { Rng } from '../util/rng.ts';
 import { uploadMatrix } from '../weights/upload-matrix.ts';
 
 export interface SelfCheckResult {
@@ -95,29 +97,13 @@ export function compareOutputs(
   return { ok, maxAbsErr, worstIndex };
 }
 
-/** Seeded uniform numbers (mulberry32), so every run checks the same data. */
-export class SeededRandom {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  floats(n: number, lo = -1, hi = 1): Float32Array {
-    const a = new Float32Array(n);
-    for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * this.next();
-    return a;
-  }
-  u32s(n: number): Uint32Array {
-    const a = new Uint32Array(n);
-    for (let i = 0; i < n; i++) a[i] = Math.floor(this.next() * 4294967296) >>> 0;
-    return a;
-  }
+/** Seeded numbers, so every run checks the same data (the engine's generator). */
+export { Rng as SeededRandom };
+
+function u32s(rng: Rng, n: number): Uint32Array {
+  const a = new Uint32Array(n);
+  for (let i = 0; i < n; i++) a[i] = Math.floor(rng.next() * 4294967296) >>> 0;
+  return a;
 }
 
 // ------------------------------------------------------------------ helpers
@@ -163,7 +149,7 @@ const copyCheck: KernelCheck = {
   name: 'copy (257 × vec4<u32>)',
   async run({ ctx, track }) {
     const n4 = 257;
-    const data = new SeededRandom(1).u32s(n4 * 4);
+    const data = u32s(new Rng(1), n4 * 4);
     const src = track(await ctx.upload('selfcheck.copy.src', data));
     const dst = track(await ctx.upload('selfcheck.copy.dst', new Uint32Array(n4 * 4 + 4).fill(0xdeadbeef)));
     await copyKernel(ctx, src, dst, n4 * 16);
@@ -180,7 +166,7 @@ const copyCheck: KernelCheck = {
  * Weights every format stores exactly: multiples of 1/16 in [−7/16, 7/16], with ±7/16 at the start of each
  * 32-column group, so the q4 group scale is exactly 1/16 (max|w|/7) and every value is a whole multiple of it.
  */
-function exactWeights(n: number, k: number, rng: SeededRandom): Float32Array {
+function exactWeights(n: number, k: number, rng: Rng): Float32Array {
   const w = new Float32Array(n * k);
   for (let r = 0; r < n; r++) {
     for (let c = 0; c < k; c++) {
@@ -211,7 +197,7 @@ function linearCheck(format: WeightFormat, split: boolean): KernelCheck {
     name: `linear, ${format} weights [${n}, ${k}]${split ? ' in 3 row blocks' : ''}, bias (M = 1, 7)`,
     async run(scope) {
       const { ctx, track } = scope;
-      const rng = new SeededRandom(format === 'f32' ? 11 : format === 'f16' ? 12 : 13);
+      const rng = new Rng(format === 'f32' ? 11 : format === 'f16' ? 12 : 13);
       const w = exactWeights(n, k, rng);
       const bias = rng.floats(n, -0.5, 0.5);
       const rowBytes = format === 'q4' ? (Math.ceil(k / 32) * 32) / 2 : format === 'f16' ? Math.ceil(k / 2) * 4 : k * 4;
@@ -253,7 +239,7 @@ const rmsNormCheck: KernelCheck = {
     const rows = 3;
     const d = 257;
     const eps = 1e-5;
-    const rng = new SeededRandom(21);
+    const rng = new Rng(21);
     const x = asStored(rng.floats(rows * d, -2, 2), ctx.act);
     const w = rng.floats(d, 0.5, 1.5);
     const xt = track(await uploadAct(ctx, 'selfcheck.rms.x', x, [rows, d]));
@@ -321,7 +307,7 @@ function attentionCheck(T: number, past: number, decodeChunk?: number): KernelCh
   return {
     name: `attention ${what} (T = ${T}, past = ${past}, nQ = ${nQ}, nKV = ${nKV}, hd = ${hd})`,
     async run({ ctx, track }) {
-      const rng = new SeededRandom(31 + T + past);
+      const rng = new Rng(31 + T + past);
       const q = asStored(rng.floats(T * nQ * hd, -1.5, 1.5), ctx.act);
       const k = asStored(rng.floats(nKV * cap * hd, -1.5, 1.5), ctx.act);
       const v = asStored(rng.floats(nKV * cap * hd), ctx.act);
@@ -345,7 +331,7 @@ const traversalCheck: KernelCheck = {
     const T = 3;
     const d = 257;
     const b = 0.1;
-    const rng = new SeededRandom(41);
+    const rng = new Rng(41);
     const h1 = asStored(rng.floats(T * d), ctx.act);
     const h2 = asStored(rng.floats(T * d), ctx.act);
     const w = rng.floats(d, -0.1, 0.1);
@@ -383,7 +369,7 @@ const argmaxCheck: KernelCheck = {
   async run(scope) {
     const { ctx, track } = scope;
     const V = 5000;
-    const logits = new SeededRandom(51).floats(V, -10, 10);
+    const logits = new Rng(51).floats(V, -10, 10);
     logits[4321] = 20;
     logits[4700] = 20;
     let expected = 0;

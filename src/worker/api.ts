@@ -14,8 +14,11 @@
  * makes the next call reject with `DeviceLostError` (`details.reloadModel === true`): the model is gone and
  * `loadModel` must be called again (it gets a fresh device).
  */
+
+import type { GenerateResult } from '../engine.ts';
 import type { ActDType, AdapterSummary } from '../gpu/context.ts';
 import type { SelfCheckResult } from '../selfcheck/kernel-selfcheck.ts';
+import type { GoldenCheck } from '../verify/golden.ts';
 
 export type { AdapterSummary, SelfCheckResult };
 
@@ -116,15 +119,7 @@ export interface ResultSummary {
   imageTokenId: number;
   text: string;
   stopReason: 'eos' | 'stop' | 'length';
-  timings: {
-    visionMs: number;
-    prefillMs: number;
-    decodeMs: number;
-    promptTokens: number;
-    newTokens: number;
-    prefillTokensPerSecond: number;
-    decodeTokensPerSecond: number;
-  };
+  timings: GenerateResult['timings'];
   /** TroL gate s ∈ (0, 1) per layer per prompt token of this turn: [numLayers][promptTokens]. */
   gates: number[][];
 }
@@ -139,15 +134,7 @@ export interface VerifyGoldensOptions {
 }
 
 /** One golden comparison (see src/verify/golden.ts). */
-export interface GoldenCheckWire {
-  name: string;
-  pass: boolean;
-  maxAbs: number;
-  tol: number;
-  worst: number;
-  informational?: boolean;
-  note?: string;
-}
+export type GoldenCheckWire = GoldenCheck;
 
 export interface EngineWorkerApi {
   /** Adapter facts and the activation dtype. The first call creates the worker's GpuContext. */
