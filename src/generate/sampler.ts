@@ -121,7 +121,7 @@ export class Sampler {
       await argmax(ctx, logits, this.out);
       return new Uint32Array(await ctx.read(this.out.buffer, 0, 4))[0];
     }
-    const k = this.values.numel;
+    const k = Math.min(this.values.numel, logits.numel);
     await topK(ctx, logits, k, this.values, this.indices);
     const values = new Float32Array(await ctx.read(this.values.buffer, 0, k * 4));
     const indices = new Uint32Array(await ctx.read(this.indices.buffer, 0, k * 4));

@@ -95,7 +95,8 @@ export async function loadTrolWeights(
   checkTensors(st.tensors, expectedTensors(cfg), st.files[0] ?? 'model.safetensors');
   checkTensors(gating, expectedGateTensors(cfg), 'trol_gating.pt');
   const owned: (Matrix | Tensor)[] = [];
-  const total = st.tensors.size;
+  // Tensors this loader uploads (the vision post_layernorm is stored but unused).
+  const total = expectedTensors(cfg).filter((t) => !t.optional).length + (cfg.tieWordEmbeddings ? 1 : 0);
   let loaded = 0;
   const tick = (name: string) => onProgress?.({ tensor: name, loaded: ++loaded, total });
 
@@ -156,6 +157,7 @@ export async function loadTrolWeights(
       const src = big === 'f16' ? await st.readF16Bits(name, rows) : await st.readF32(name, rows);
       const m = await uploadMatrix(ctx, 'output(tied)', big, cfg.vocabSize, d, src);
       owned.push(m);
+      tick('output(tied)');
       return m;
     };
     const lora = async (prefix: string, n: number, k: number): Promise<LoraLinear> => ({

@@ -263,11 +263,9 @@ class WorkerEngine {
             }
           },
         });
-        // The bar ends full: the count may include checkpoint tensors the engine never uploads (e.g. the
-        // vision tower's unused post_layernorm), so the engine's last tick can stop short of its total.
+        // Send the last weights tick if throttling held it back, so the bar ends full.
         const tail = latest as LoadProgressEvent | null;
-        if (tail && tail.loaded !== tail.total) progress({ ...tail, loaded: tail.total });
-        else if (tail && !latestSent) progress(tail);
+        if (tail && !latestSent) progress(tail);
         progress({ phase: 'model', loaded: 0, total: 0 });
         const i = engine.info();
         const info: ModelInfo = {

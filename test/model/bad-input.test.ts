@@ -99,11 +99,18 @@ describe('bad model folders', async () => {
       expect(err.message).toMatch(message);
     });
   }
-  it('the context still loads a good model afterwards', async () => {
+  it('the context still loads a good model afterwards, with progress ending at its total', async () => {
+    const ticks: { loaded: number; total: number }[] = [];
     const engine = await TrolEngine.create(
       folder(() => {}),
-      { weights: 'f32', context: ctx },
+      {
+        weights: 'f32',
+        context: ctx,
+        onProgress: (p) => ticks.push(p),
+      },
     );
+    // Progress counts exactly the tensors uploaded: it ends at its total.
+    expect(ticks.at(-1)).toEqual(expect.objectContaining({ loaded: ticks[0].total, total: ticks[0].total }));
     const r = await engine.complete({ question: 'Hi', maxNewTokens: 2, temperature: 0 });
     expect(r.generatedIds).toHaveLength(2);
     engine.destroy();
