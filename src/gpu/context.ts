@@ -248,8 +248,14 @@ export class GpuContext {
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
     const enc = this.takeEncoder();
+    this.device.pushErrorScope('validation');
     enc.copyBufferToBuffer(buffer, offset, staging, 0, alignedSize);
     this.submitEncoder(enc);
+    const invalid = await this.device.popErrorScope();
+    if (invalid) {
+      staging.destroy();
+      throw new GPUValidationError(`Reading back '${buffer.label}' failed: ${invalid.message}`);
+    }
     try {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {

@@ -112,20 +112,21 @@ export async function loadTrolWeights(
     }
     return t;
   };
+  // Reads row ranges of a tensor on demand: f16 bits when the target is f16 (exact), else f32.
+  const rowReader = (name: string, format: WeightFormat) => (start: number, count: number) =>
+    format === 'f16' ? st.readF16Bits(name, { start, count }) : st.readF32(name, { start, count });
   const matrix = async (name: string, n: number, k: number, format: WeightFormat): Promise<Matrix> => {
     info(name, k === -1 ? [n] : [n, k]);
-    const src = format === 'f16' ? await st.readF16Bits(name) : await st.readF32(name);
-    const m = await uploadMatrix(ctx, name, format, n, k, src);
-    owned.push(m as Matrix);
+    const m = await uploadMatrix(ctx, name, format, n, k, rowReader(name, format));
+    owned.push(m);
     tick(name);
     return m;
   };
   // Conv weight [D, C, p, p] flattened to [D, C·p·p].
   const convMatrix = async (name: string, shape: number[], format: WeightFormat): Promise<Matrix> => {
     info(name, shape);
-    const src = format === 'f16' ? await st.readF16Bits(name) : await st.readF32(name);
     const k = shape.slice(1).reduce((a, b) => a * b, 1);
-    const m = await uploadMatrix(ctx, name, format, shape[0], k, src);
+    const m = await uploadMatrix(ctx, name, format, shape[0], k, rowReader(name, format));
     owned.push(m);
     tick(name);
     return m;
@@ -152,10 +153,8 @@ export async function loadTrolWeights(
     const embed = await matrix('model.tok_embeddings.weight', cfg.vocabSize + 1, d, keep16);
     // Tied head: the first vocab_size rows of the embedding table (the extra row is <image>).
     const tiedHead = async (): Promise<Matrix> => {
-      const rows = { start: 0, count: cfg.vocabSize };
-      const name = 'model.tok_embeddings.weight';
-      const src = big === 'f16' ? await st.readF16Bits(name, rows) : await st.readF32(name, rows);
-      const m = await uploadMatrix(ctx, 'output(tied)', big, cfg.vocabSize, d, src);
+      const reader = rowReader('model.tok_embeddings.weight', big);
+      const m = await uploadMatrix(ctx, 'output(tied)', big, cfg.vocabSize, d, reader);
       owned.push(m);
       tick('output(tied)');
       return m;

@@ -1,7 +1,9 @@
 /**
  * Turning a weight [n, k] into a GPU `Matrix` in the requested format, split into row blocks so every buffer
- * stays under the device's `maxStorageBufferBindingSize` (128 MiB on lavapipe and many phones).
+ * stays under the device's `maxStorageBufferBindingSize` (128 MiB on lavapipe and many phones). Rows are read,
+ * converted and written in blocks of a few tens of MB, so a 92544×2048 head never sits in host memory whole.
  */
+import { ShapeError } from '../errors.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { type Matrix, type MatrixPart, matrixRowBytes, q4Dims, type WeightFormat } from '../gpu/tensor.ts';
 import { f16BitsToF32 } from '../util/f16.ts';
@@ -13,6 +15,8 @@ export type RowSource = Float32Array | Uint16Array;
 export interface UploadMatrixOptions {
   /** Override the per-part byte budget (tests use this to force a split on small matrices). */
   maxPartBytes?: number;
+  /** Override the host-memory budget of one read block (tests use this to force many blocks). */
+  readBlockBytes?: number;
 }
 
 function toF32(src: RowSource, start: number, count: number): Float32Array {
@@ -28,40 +32,58 @@ export function rowsPerPart(ctx: GpuContext, format: WeightFormat, k: number, ma
   return Math.max(1, Math.floor(budget / perRow));
 }
 
+/** Reads rows [start, start + count) of the source on demand (e.g. a safetensors row range). */
+export type RowReader = (start: number, count: number) => Promise<RowSource>;
+
+/** Host memory one read block may take: bounds peak memory while a large tensor is converted. */
+const READ_BLOCK_BYTES = 32 * 2 ** 20;
+
 export async function uploadMatrix(
   ctx: GpuContext,
   label: string,
   format: WeightFormat,
   n: number,
   k: number,
-  src: RowSource,
+  src: RowSource | RowReader,
   options: UploadMatrixOptions = {},
 ): Promise<Matrix> {
   const per = rowsPerPart(ctx, format, k, options.maxPartBytes);
+  // Rows read, converted and written at a time (f32 conversion dominates: 4 bytes per element).
+  const block = Math.max(1, Math.floor((options.readBlockBytes ?? READ_BLOCK_BYTES) / (k * 4)));
+  const read: RowReader =
+    typeof src === 'function' ? src : async (start, count) => src.subarray(start * k, (start + count) * k);
   const parts: MatrixPart[] = [];
-  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const q = q4Dims(k);
   try {
     for (let rowStart = 0; rowStart < n; rowStart += per) {
       const rowCount = Math.min(per, n - rowStart);
       const partLabel = parts.length === 0 && rowCount === n ? label : `${label}[rows ${rowStart}+${rowCount}]`;
-      if (format === 'f32') {
-        const vals = toF32(src, rowStart * k, rowCount * k);
-        const data = await ctx.allocate(partLabel, vals.byteLength, usage);
-        ctx.write(data, vals);
-        parts.push({ rowStart, rowCount, data });
-      } else if (format === 'f16') {
-        const slice = src.subarray(rowStart * k, (rowStart + rowCount) * k);
-        const words = packF16(slice, rowCount, k);
-        const data = await ctx.allocate(partLabel, words.byteLength, usage);
-        ctx.write(data, words);
-        parts.push({ rowStart, rowCount, data });
-      } else {
-        const packed = packQ4(toF32(src, rowStart * k, rowCount * k), rowCount, k);
-        const data = await ctx.allocate(`${partLabel}.q`, packed.qweight.byteLength, usage);
-        ctx.write(data, packed.qweight);
-        const scales = await ctx.allocate(`${partLabel}.scales`, packed.scales.byteLength, usage);
-        ctx.write(scales, packed.scales);
-        parts.push({ rowStart, rowCount, data, scales });
+      const dataRowBytes = format === 'q4' ? q.wordsPerRow * 4 : matrixRowBytes(format, k);
+      const part: MatrixPart = {
+        rowStart,
+        rowCount,
+        data: await ctx.allocate(format === 'q4' ? `${partLabel}.q` : partLabel, rowCount * dataRowBytes, usage),
+      };
+      parts.push(part);
+      if (format === 'q4') {
+        part.scales = await ctx.allocate(`${partLabel}.scales`, rowCount * q.scaleWordsPerRow * 4, usage);
+      }
+      for (let r = 0; r < rowCount; r += block) {
+        const count = Math.min(block, rowCount - r);
+        const rows = await read(rowStart + r, count);
+        if (rows.length !== count * k) {
+          throw new ShapeError(`${label}: rows ${rowStart + r}+${count} gave ${rows.length} values, want ${count * k}`);
+        }
+        if (format === 'f32') {
+          ctx.write(part.data, toF32(rows, 0, count * k), r * dataRowBytes);
+        } else if (format === 'f16') {
+          ctx.write(part.data, packF16(rows, count, k), r * dataRowBytes);
+        } else {
+          const packed = packQ4(toF32(rows, 0, count * k), count, k);
+          ctx.write(part.data, packed.qweight, r * dataRowBytes);
+          ctx.write(part.scales!, packed.scales, r * q.scaleWordsPerRow * 4);
+        }
       }
     }
   } catch (e) {
