@@ -26,7 +26,7 @@ if [ "$need_mesa" = 1 ] && [ "$codename" = bookworm ]; then
     uri=""
     if [ -f /etc/apt/sources.list.d/debian.sources ]; then
       # The URIs: line of the stanza whose Suites include plain "bookworm".
-      uri=$(awk 'BEGIN{RS="";FS="\n"} /Suites:[^\n]*(^|[ \t])bookworm([ \t]|$)/ || /Suites:[^\n]* bookworm( |\n|$)/ {for(i=1;i<=NF;i++) if ($i ~ /^URIs:/) {sub(/^URIs:[ \t]*/,"",$i); split($i,a," "); print a[1]; exit}}' /etc/apt/sources.list.d/debian.sources)
+      uri=$(awk 'BEGIN{RS="";FS="\n"} /Suites:[^\n]* bookworm( |\n|$)/ {for(i=1;i<=NF;i++) if ($i ~ /^URIs:/) {sub(/^URIs:[ \t]*/,"",$i); split($i,a," "); print a[1]; exit}}' /etc/apt/sources.list.d/debian.sources)
     fi
     if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
       uri=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list)
@@ -37,17 +37,23 @@ if [ "$need_mesa" = 1 ] && [ "$codename" = bookworm ]; then
   fi
 fi
 
-apt-get update -qq
+retry() {  # apt mirrors time out now and then: three tries, a few seconds apart
+  local i
+  for i in 1 2 3; do "$@" && return 0; echo "setup-system: '$*' failed (try $i)" >&2; sleep $((i * 5)); done
+  return 1
+}
+
+retry apt-get update -qq
 pkgs=()
 if [ "$need_mesa" = 1 ]; then
   if [ "$codename" = bookworm ]; then
-    apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+    retry apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
   else
     pkgs+=(mesa-vulkan-drivers libvulkan1)
   fi
 fi
 [ "$need_chromium" = 1 ] && pkgs+=(chromium)
-if [ "${#pkgs[@]}" -gt 0 ]; then apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; fi
+if [ "${#pkgs[@]}" -gt 0 ]; then retry apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; fi
 
 v=$(mesa_version)
 dpkg --compare-versions "$v" ge 25 || { echo "setup-system: mesa-vulkan-drivers $v < 25; Dawn needs >= 25" >&2; exit 1; }
