@@ -166,6 +166,13 @@ export function urlSource(url: string, opts: UrlSourceOptions = {}): ByteSource 
   const size = (): Promise<number> => {
     sizePromise ??= (async () => {
       const res = await doFetch(url, { headers: { Range: 'bytes=0-0' } });
+      // A dev server's single-page-app fallback answers a missing file with the app's index.html: treat an
+      // HTML answer for a non-HTML file as missing, so the error names the file instead of a parse failure.
+      const type = res.headers.get('content-type') ?? '';
+      if (res.ok && type.startsWith('text/html') && !/\.html?$/i.test(new URL(url, 'http://x/').pathname)) {
+        await cancelBody(res);
+        throw new NotFound(url);
+      }
       if (res.status === 404) {
         await cancelBody(res);
         throw new NotFound(url);

@@ -55,6 +55,12 @@ function fakeFetch(
 }
 
 describe('byte sources', () => {
+  it('an HTML page served for a missing model file (SPA fallback) counts as missing', async () => {
+    const html = async () =>
+      new Response('<!doctype html><title>app</title>', { status: 200, headers: { 'content-type': 'text/html' } });
+    const files = urlFiles('http://h/models/x/', { fetch: html as typeof fetch });
+    expect(await files.get('config.json')).toBeNull();
+  });
   it('bytes, blob, file and url sources return the same bytes for the same ranges', async () => {
     const { fetch } = fakeFetch({ 'm/blob.bin': data });
     const sources = [
